@@ -1,0 +1,31 @@
+# The two commands a newcomer types: `make quickstart` and `make test`. Each installs what it needs.
+PYTHON ?= python3
+PIP := $(PYTHON) -m pip
+# torch==2.13.0 picks the CPU build; an unpinned torch may pull a multi-GB CUDA build.
+TORCH ?= torch==2.13.0
+
+.PHONY: install install-dev quickstart test test-fast lint clean
+
+install:
+	$(PIP) install -q "$(TORCH)"
+	$(PIP) install -q -e .
+
+install-dev:
+	$(PIP) install -q "$(TORCH)"
+	$(PIP) install -q -e ".[dev]"
+
+quickstart: install
+	automodel run --out automodel_runs/quickstart
+
+test: install-dev
+	$(PYTHON) -m pytest -q; status=$$?; ray stop --force >/dev/null 2>&1; exit $$status
+
+test-fast: install-dev
+	$(PYTHON) -m pytest -q -m "not ray and not slow"
+
+lint:
+	ruff check automodel serve_apps jobs benchmarks tests && ruff format --check automodel serve_apps jobs tests
+
+clean:
+	rm -rf automodel_runs .pytest_cache
+	ray stop --force >/dev/null 2>&1 || true

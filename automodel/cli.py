@@ -1,0 +1,112 @@
+"""The `automodel` command: parse, load the spec, call the stage, exit code.
+
+User errors print one line on stderr and exit 2; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import warnings
+from pathlib import Path
+
+from automodel import __version__
+from automodel.errors import AutomodelError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="automodel", description="Train, optimize and deploy models on Ray.")
+    p.add_argument("--version", action="version", version=f"automodel {__version__}")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("run", help="the whole chain: search, train, export (default: digits quickstart)")
+    s.add_argument("spec", nargs="?", help="spec YAML (default: builtin digits quickstart)")
+    s.add_argument("--out", help="run directory (default: <storage>/<name>/<timestamp>)")
+
+    s = sub.add_parser("validate", help="check a spec and print it resolved")
+    s.add_argument("spec", nargs="?")
+    s.add_argument("--schema", action="store_true", help="print the spec's JSON schema instead")
+
+    s = sub.add_parser("tune", help="run (or resume) the hyperparameter / family / feature search")
+    s.add_argument("spec")
+    s.add_argument("--out")
+    s.add_argument("--resume", action="store_true", help="continue the sweep in --out")
+
+    s = sub.add_parser("train", help="train spec.model (family, params) and write an artifact")
+    s.add_argument("spec")
+    s.add_argument("--out")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if not args.debug:
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        warnings.showwarning = _one_line_warning
+    try:
+        return _dispatch(args)
+    except AutomodelError as exc:
+        if args.debug:
+            raise
+        print(str(exc), file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def _load(args):
+    from automodel.spec import load_spec
+
+    spec = load_spec(getattr(args, "spec", None))
+    if args.quiet:
+        spec.runtime.quiet = True
+    return spec
+
+
+def _dispatch(args) -> int:
+    cmd = args.command
+    if cmd == "validate":
+        from automodel.spec import dump_spec, spec_json_schema
+
+        if args.schema:
+            print(json.dumps(spec_json_schema(), indent=2))
+            return 0
+        print(dump_spec(_load(args)), end="")
+        return 0
+    if cmd == "run":
+        from automodel.pipeline import run
+
+        result = run(_load(args), args.out)
+        print(f"best family: {result.artifact.card['family']}  test {result.metric}: {result.test_score:.4f}  "
+              f"run directory: {result.run_dir}")
+        return 0
+    if cmd == "tune":
+        from automodel.stages import tune_stage
+
+        result = tune_stage(_load(args), args.out, resume=args.resume)
+        print(f"best: {result.family} {result.metric}={result.score:.4f}  leaderboard: {Path(result.path).parent / 'leaderboard.csv'}")
+        return 0
+    if cmd == "train":
+        from automodel.stages import train_stage
+
+        artifact = train_stage(_load(args), args.out)
+        metric = artifact.card["metric"]
+        print(f"trained {artifact.card['family']}: test {metric} {artifact.card['metrics']['test'][metric]:.4f}  "
+              f"artifact: {artifact.path}")
+        return 0
+    raise AssertionError(cmd)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""The family plug-in: what every model family provides to search, training and export."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+
+from automodel.spec._space import Domain, Fixed
+
+
+class Family(ABC):
+    """A model family, stepped one unit of its fidelity at a time.
+
+    Search drives ``step`` under ASHA (epochs for torch, tree chunks for forests), final training
+    calls ``fit``. Subclasses declare their search space and defaults; ``__init__`` only stores.
+    """
+
+    name: ClassVar[str]
+    kind: ClassVar[str]  # "torch" | "sklearn"
+    fidelity: ClassVar[str]  # "epochs" | "trees" | "iterations"
+    n_jobs: int = 1  # threads a fit may use; trials get one CPU each
+
+    def __init__(self, task: str, n_features: int, n_outputs: int, params: dict[str, Any] | None = None,
+                 *, image_shape: tuple[int, ...] | None = None, seed: int = 0, max_steps: int = 20):
+        self.task = task
+        self.n_features = n_features
+        self.n_outputs = n_outputs
+        self.params = {**self.defaults(task), **(params or {})}
+        self.image_shape = tuple(image_shape) if image_shape else None
+        self.seed = seed
+        self.max_steps = max_steps
+        self.steps_done_ = 0
+
+    # ---- declared by each family -------------------------------------------------------------
+    @classmethod
+    @abstractmethod
+    def space(cls, task: str) -> dict[str, Domain]:
+        """Default search space."""
+
+    @classmethod
+    def defaults(cls, task: str) -> dict[str, Any]:
+        """Parameters used when nothing is searched: the middle of the space, or its fixed value."""
+        from automodel.spec._space import Choice, Float, Int
+
+        out = {}
+        for k, d in cls.space(task).items():
+            if isinstance(d, Fixed):
+                out[k] = d.value
+            elif isinstance(d, Choice):
+                out[k] = d.values[0]
+            elif isinstance(d, (Float, Int)):
+                mid = float(np.sqrt(d.low * d.high)) if d.log else (d.low + d.high) / 2
+                out[k] = int(round(mid)) if isinstance(d, Int) else mid
+        return out
+
+    @classmethod
+    def param_names(cls) -> set[str]:
+        return set(cls.space("classification")) | set(cls.space("regression"))
+
+    def n_steps(self) -> int:
+        """Steps to full fidelity."""
+        return self.max_steps
+
+    # ---- fitting -----------------------------------------------------------------------------
+    @abstractmethod
+    def step(self, X: np.ndarray, y: np.ndarray) -> float | None:
+        """Advance one fidelity unit; return the training loss where there is one."""
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> Family:
+        while self.steps_done_ < self.n_steps():
+            self.step(X, y)
+        return self
+
+    # ---- inference ---------------------------------------------------------------------------
+    @abstractmethod
+    def predict_raw(self, X: np.ndarray) -> np.ndarray:
+        """Class probabilities (classification) or predictions (regression), float32."""
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        out = self.predict_raw(X)
+        return out.argmax(axis=1) if self.task == "classification" else out.reshape(-1)
+
+    @abstractmethod
+    def to_onnx(self) -> tuple[bytes, str]:
+        """The model as ONNX bytes, input ``input`` [N, n_features] float32, and its output's name."""

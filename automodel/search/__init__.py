@@ -1,0 +1,8 @@
+"""Search: Ray Tune over model families, hyperparameters and the number of kept features."""
+
+from automodel.search._result import SearchResult, leaderboard_from
+from automodel.search._space import DefineByRun, decode, family_spaces, grid_configs
+from automodel.search._tune import feature_ranking, tune
+
+__all__ = ["DefineByRun", "SearchResult", "decode", "family_spaces", "feature_ranking", "grid_configs",
+           "leaderboard_from", "tune"]

@@ -1,0 +1,83 @@
+"""The conditional search space: family -> its parameters, plus ``k`` when it is searched.
+
+Parameters are namespaced ``<family>.<param>`` so each family keeps its own distributions, which
+TPE and GP need to model them separately.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from automodel.models import FAMILIES
+from automodel.spec import Choice, Domain, Fixed, Int, Spec, grid_values, parse_space
+
+
+def family_spaces(spec: Spec, task: str) -> dict[str, dict[str, Domain]]:
+    """Each searched family's space: its defaults, overridden by ``search.space``."""
+    out = {}
+    for fam in spec.search.families:
+        space = dict(FAMILIES[fam].space(task))
+        space.update(parse_space(fam, spec.search.space.get(fam, {}), key=f"search.space.{fam}"))
+        out[fam] = space
+    return out
+
+
+def _needs_index(d: Choice) -> bool:
+    # Optuna's categorical choices must be None, bool, int, float or str; others go by index.
+    return any(not isinstance(v, (type(None), bool, int, float, str)) for v in d.values)
+
+
+class DefineByRun:
+    """Optuna define-by-run space (picklable, so a restored sweep rebuilds the same one).
+
+    Values Optuna cannot hold (lists, such as layer sizes) are suggested by index under
+    ``<name>#idx``; they and fixed values come back as constants under their real name.
+    """
+
+    def __init__(self, spaces: dict[str, dict[str, Domain]], k_range: tuple[int, int] | None):
+        self.spaces = spaces
+        self.k_range = k_range
+
+    def __call__(self, trial: Any) -> dict[str, Any]:
+        family = trial.suggest_categorical("family", list(self.spaces))
+        constants = {}
+        for name, d in self.spaces[family].items():
+            key = f"{family}.{name}"
+            if isinstance(d, Fixed):
+                constants[key] = d.value
+            elif isinstance(d, Choice) and _needs_index(d):
+                constants[key] = d.values[trial.suggest_categorical(key + "#idx", list(range(len(d.values))))]
+            elif isinstance(d, Choice):
+                trial.suggest_categorical(key, list(d.values))
+            elif isinstance(d, Int):
+                trial.suggest_int(key, d.low, d.high, log=d.log)
+            else:
+                trial.suggest_float(key, d.low, d.high, log=d.log)
+        if self.k_range:
+            trial.suggest_int("k", *self.k_range)
+        return constants
+
+
+def decode(config: dict[str, Any]) -> tuple[str, dict, int | None]:
+    """(family, params, k) from a trial's flat config (grid configs arrive nested under ``grid``)."""
+    config = config.get("grid", config)
+    family = config["family"]
+    prefix = family + "."
+    params = {k[len(prefix):]: v for k, v in config.items() if k.startswith(prefix) and not k.endswith("#idx")}
+    k = config.get("k")
+    return family, params, (int(k) if k is not None else None)
+
+
+def grid_configs(spaces: dict[str, dict[str, Domain]], k_values: list[int | None]) -> list[dict[str, Any]]:
+    """Every combination, as GridSearchCV enumerates it: listed values, or 3 points per range."""
+    configs = []
+    for family, space in spaces.items():
+        names = list(space)
+        for combo in itertools.product(*(grid_values(space[n]) for n in names)):
+            for k in k_values:
+                cfg = {"family": family, **{f"{family}.{n}": v for n, v in zip(names, combo)}}
+                if k is not None:
+                    cfg["k"] = k
+                configs.append(cfg)
+    return configs

@@ -1,0 +1,60 @@
+"""The per-trial function Ray Tune runs: one family, stepped along its fidelity, scored on val."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from automodel.data import Dataset
+from automodel.features import top_k
+from automodel.metrics import score
+from automodel.models import FAMILIES
+from automodel.search._space import decode
+
+
+def evaluate(model: Any, X: np.ndarray, y: np.ndarray, metric: str) -> float:
+    raw = model.predict_raw(X)
+    if model.task == "classification":
+        return score(metric, y, raw.argmax(axis=1), raw)
+    return score(metric, y, raw.reshape(-1))
+
+
+def _cv_splits(d: Dataset, folds: int, seed: int):
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    X = np.concatenate([d.X_train, d.X_val])
+    y = np.concatenate([d.y_train, d.y_val])
+    splitter = (StratifiedKFold if d.task == "classification" else KFold)(folds, shuffle=True, random_state=seed)
+    return [(X[a], y[a], X[b], y[b]) for a, b in splitter.split(X, y)]
+
+
+def run_trial(config: dict[str, Any], *, dataset: Dataset, ranking: np.ndarray | None, metric: str,
+              max_steps: int, cv_folds: int, seed: int) -> None:
+    """Report ``metric`` on the validation split (or the CV mean) after every fidelity step."""
+    import torch
+    from ray import tune
+
+    torch.set_num_threads(1)  # a trial owns one CPU; more threads only fight the other trials
+    family, params, k = decode(config)
+    d = dataset.select(top_k(ranking, k) if ranking is not None else None)
+    cls = FAMILIES[family]
+
+    def make():
+        return cls(d.task, d.n_features, d.n_outputs, params, image_shape=d.preprocessor.image_shape,
+                   seed=seed, max_steps=max_steps)
+
+    if cv_folds > 1 and cls.kind == "sklearn":
+        folds = [(make(), *split) for split in _cv_splits(d, cv_folds, seed)]
+    else:
+        folds = [(make(), d.X_train, d.y_train, d.X_val, d.y_val)]
+    n_steps = folds[0][0].n_steps()
+    for _ in range(n_steps):
+        losses, scores = [], []
+        for model, Xt, yt, Xv, yv in folds:
+            loss = model.step(Xt, yt)
+            if loss is not None:
+                losses.append(loss)
+            scores.append(evaluate(model, Xv, yv, metric))
+        tune.report({metric: float(np.mean(scores)), "loss": float(np.mean(losses)) if losses else None,
+                     "n_steps": n_steps})

@@ -1,0 +1,206 @@
+"""Pydantic models of the spec: one class a section, unknown keys rejected.
+
+Every default is chosen so that an empty spec is the builtin digits quickstart.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Task = Literal["classification", "regression"]
+Metric = Literal["accuracy", "f1", "roc_auc", "rmse", "r2"]
+CLASSIFICATION_METRICS = ("accuracy", "f1", "roc_auc")
+REGRESSION_METRICS = ("rmse", "r2")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataSpec(_Section):
+    source: str = Field(
+        "builtin:digits",
+        description='"builtin:NAME", "synthetic:classification?rows=N&features=M", or a CSV/Parquet path or URI.',
+    )
+    target: str | None = Field(None, description="Target column; default: the source's own target or the last column.")
+    task: Task | None = Field(None, description="Inferred from the target when absent.")
+    test_size: float = Field(0.2, gt=0.0, lt=0.9)
+    val_size: float = Field(0.15, gt=0.0, lt=0.9, description="Share of the non-test rows kept for validation.")
+    seed: int = 0
+
+
+class FeaturesSpec(_Section):
+    method: Literal["none", "mutual_info"] = "none"
+    k: int | list[int] | None = Field(
+        None, description="Columns kept; a list [low, high] is searched. Needs method: mutual_info."
+    )
+
+    @field_validator("k")
+    @classmethod
+    def _check_k(cls, v: int | list[int] | None) -> int | list[int] | None:
+        if isinstance(v, int) and v < 1:
+            raise ValueError(f"must be >= 1, got {v}")
+        if isinstance(v, list):
+            if len(v) != 2 or v[0] < 1 or v[0] > v[1]:
+                raise ValueError(f"a searched range must be [low, high] with 1 <= low <= high, got {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _k_needs_method(self) -> FeaturesSpec:
+        if self.k is not None and self.method == "none":
+            self.__dict__["method"] = "mutual_info"
+        return self
+
+
+class SearchSpec(_Section):
+    families: list[str] = Field(default_factory=lambda: ["mlp", "cnn", "logistic", "random_forest"])
+    scheduler: Literal["asha", "fifo"] = "asha"
+    searcher: Literal["tpe", "gp", "random", "grid"] = "tpe"
+    num_samples: int = Field(8, ge=1)
+    max_concurrent: int = Field(2, ge=1)
+    max_epochs: int = Field(20, ge=1)
+    grace_period: int = Field(2, ge=1, description="ASHA: iterations every trial gets before it can be stopped.")
+    metric: Metric | None = Field(None, description="Default: accuracy (classification) or r2 (regression).")
+    cv_folds: int = Field(0, ge=0)
+    time_budget_s: float | None = Field(None, gt=0)
+    cpus_per_trial: float = Field(1.0, gt=0)
+    gpus_per_trial: float = Field(0.0, ge=0)
+    space: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @field_validator("families")
+    @classmethod
+    def _check_families(cls, v: list[str]) -> list[str]:
+        from automodel.models import FAMILIES
+
+        if not v:
+            raise ValueError("must list at least one family")
+        for name in v:
+            if name not in FAMILIES:
+                raise ValueError(f"unknown family {name!r}; valid: {', '.join(FAMILIES)}")
+        return v
+
+    @field_validator("cv_folds")
+    @classmethod
+    def _check_cv(cls, v: int) -> int:
+        if v == 1:
+            raise ValueError("must be 0 (off) or >= 2, got 1")
+        return v
+
+
+class ModelSpec(_Section):
+    family: str | None = Field(None, description="What `automodel train` trains; `run` fills it from the search.")
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("family")
+    @classmethod
+    def _check_family(cls, v: str | None) -> str | None:
+        from automodel.models import FAMILIES
+
+        if v is not None and v not in FAMILIES:
+            raise ValueError(f"unknown family {v!r}; valid: {', '.join(FAMILIES)}")
+        return v
+
+
+class TrainSpec(_Section):
+    num_workers: int = Field(2, ge=1)
+    use_gpu: bool = False
+    resources_per_worker: dict[str, float] = Field(default_factory=dict)
+    epochs: int = Field(30, ge=1)
+    batch_size: int = Field(128, ge=1)
+    optimizer: Literal["adamw", "adam", "sgd"] = "adamw"
+    lr_schedule: Literal["cosine", "step", "constant"] = "cosine"
+    warmup_epochs: int = Field(1, ge=0)
+    grad_clip: float | None = Field(1.0, gt=0)
+    early_stopping_patience: int | None = Field(8, ge=1)
+    checkpoint_every: int = Field(1, ge=1)
+    keep_checkpoints: int = Field(2, ge=1)
+    max_failures: int = Field(3, ge=0)
+    amp: bool = Field(True, description="bf16 autocast on GPUs that support it; ignored on CPU.")
+
+
+class CompressSpec(_Section):
+    prune: float = Field(0.0, ge=0.0, le=0.95)
+    structured: bool = Field(False, description="Remove whole neurons/channels so dense kernels shrink too.")
+    quantize: Literal["none", "int8"] = "none"
+    max_metric_drop: float = Field(0.01, ge=0.0)
+    finetune_epochs: int = Field(3, ge=0)
+
+
+class ServeSpec(_Section):
+    name: str | None = Field(None, description="Model name in the API; default: the spec's name.")
+    min_replicas: int = Field(1, ge=0)
+    max_replicas: int = Field(4, ge=1)
+    target_ongoing_requests: float = Field(2, gt=0)
+    upscale_delay_s: float = Field(3.0, ge=0)
+    downscale_delay_s: float = Field(20.0, ge=0)
+    max_ongoing_requests: int = Field(64, ge=1)
+    max_queued_requests: int = Field(256, ge=-1)
+    max_batch_size: int = Field(32, ge=1)
+    batch_wait_timeout_s: float = Field(0.005, ge=0)
+    max_rows: int = Field(10000, ge=1)
+    max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    num_cpus: float = Field(1.0, gt=0)
+    port: int = Field(8000, ge=1, le=65535)
+    host: str = "127.0.0.1"
+    route_prefix: str = "/"
+    auth_token_env: str | None = Field(None, description="Env var holding a bearer token that requests must carry.")
+
+    @model_validator(mode="after")
+    def _replicas(self) -> ServeSpec:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(
+                f"min_replicas ({self.min_replicas}) must be <= max_replicas ({self.max_replicas})"
+            )
+        return self
+
+
+class RuntimeSpec(_Section):
+    address: str | None = Field(None, description='null: embedded local Ray; "auto" or "ray://host:10001".')
+    storage: str = "./automodel_runs"
+    num_cpus: int | None = Field(None, ge=1, description="CPUs of the embedded local Ray (default: all).")
+    quiet: bool = False
+
+
+class TrackingSpec(_Section):
+    mlflow: str | None = None
+    tensorboard: bool = False
+
+
+class Spec(_Section):
+    name: str = Field("digits", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    data: DataSpec = Field(default_factory=DataSpec)
+    features: FeaturesSpec = Field(default_factory=FeaturesSpec)
+    search: SearchSpec = Field(default_factory=SearchSpec)
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    train: TrainSpec = Field(default_factory=TrainSpec)
+    compress: CompressSpec | None = None
+    serve: ServeSpec = Field(default_factory=ServeSpec)
+    runtime: RuntimeSpec = Field(default_factory=RuntimeSpec)
+    tracking: TrackingSpec = Field(default_factory=TrackingSpec)
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Spec:
+        from automodel.spec._space import parse_space
+
+        task = self.data.task
+        if self.search.metric is not None and task is not None:
+            ok = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
+            if self.search.metric not in ok:
+                raise ValueError(
+                    f"search.metric: {self.search.metric!r} does not fit a {task} task; use one of {', '.join(ok)}"
+                )
+        for family, overrides in self.search.space.items():
+            parse_space(family, overrides, key=f"search.space.{family}")
+        return self
+
+    @property
+    def model_name(self) -> str:
+        return self.serve.name or self.name
+
+    def metric_for(self, task: str) -> str:
+        """The metric a run optimizes: the spec's, or the task's default."""
+        if self.search.metric is not None:
+            return self.search.metric
+        return "accuracy" if task == "classification" else "r2"

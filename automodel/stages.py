@@ -1,0 +1,50 @@
+"""Stages run alone (CLI `tune`, `train`, and jobs/): each loads data, connects Ray, writes its part."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from automodel.artifact import Artifact
+from automodel.cluster import ray_session
+from automodel.data import load_dataset
+from automodel.errors import SpecError
+from automodel.features import top_k
+from automodel.pipeline import build_artifact, make_run_dir, search_callbacks
+from automodel.progress import Progress
+from automodel.search import SearchResult, feature_ranking, tune
+from automodel.spec import Spec
+from automodel.train import train_model
+
+
+def tune_stage(spec: Spec, out: str | Path | None, *, resume: bool = False) -> SearchResult:
+    """`automodel tune`: the sweep alone; ``resume`` continues the one in ``out``."""
+    from automodel.errors import SearchError
+
+    if resume and out is None:
+        raise SearchError("--resume needs --out DIR: the run directory of the sweep to continue")
+    if resume and not Path(out).is_dir():
+        raise SearchError(f"--resume: {out} does not exist, so it holds no sweep to resume")
+    progress = Progress(spec.runtime.quiet)
+    run_dir = Path(out).resolve() if resume else make_run_dir(spec, out)
+    dataset = load_dataset(spec.data)
+    with ray_session(spec.runtime):
+        progress("search", f"{'resuming' if resume else 'starting'} {spec.search.num_samples} trials")
+        result = tune(spec, dataset, run_dir, resume=resume, callbacks=search_callbacks(progress, spec, dataset.task))
+    progress("search", f"best {result.family} {result.metric}={result.score:.4f}")
+    return result
+
+
+def train_stage(spec: Spec, out: str | Path | None) -> Artifact:
+    """`automodel train`: fit ``spec.model`` and write ``<run>/artifact``."""
+    if spec.model.family is None:
+        raise SpecError("model.family", "`automodel train` needs model.family (and optionally model.params)")
+    progress = Progress(spec.runtime.quiet)
+    run_dir = make_run_dir(spec, out)
+    dataset = load_dataset(spec.data)
+    k = spec.features.k if isinstance(spec.features.k, int) else None
+    if k is not None:
+        dataset = dataset.select(top_k(feature_ranking(spec, dataset), k))
+    with ray_session(spec.runtime):
+        progress("train", f"training {spec.model.family}")
+        trained = train_model(spec, dataset, spec.model.family, spec.model.params, run_dir=run_dir)
+    return build_artifact(spec, dataset, trained, run_dir / "artifact")

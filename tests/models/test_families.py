@@ -1,0 +1,59 @@
+"""One suite every model family passes: fit, predict, export to ONNX, reload, same answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from automodel.data import load_dataset
+from automodel.metrics import score
+from automodel.models import FAMILIES, get_family
+from automodel.errors import SpecError
+from automodel.spec import DataSpec, Fixed
+
+THRESHOLDS = {"classification": ("accuracy", 0.9), "regression": ("r2", 0.7)}
+
+
+@pytest.fixture(scope="module", params=["classification", "regression"])
+def data(request):
+    source = "builtin:digits" if request.param == "classification" else "synthetic:regression?rows=1500&features=8&noise=5"
+    return load_dataset(DataSpec(source=source))
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_family_fit_predict_export_reload(family, data, tmp_path):
+    cls = FAMILIES[family]
+    model = cls(data.task, data.n_features, data.n_outputs, image_shape=data.preprocessor.image_shape,
+                max_steps=25).fit(data.X_train, data.y_train)
+    metric, floor = THRESHOLDS[data.task]
+    pred = model.predict(data.X_test)
+    assert score(metric, data.y_test, pred) >= floor
+
+    onnx_bytes, output = model.to_onnx()
+    path = tmp_path / "model.onnx"
+    path.write_bytes(onnx_bytes)
+    session = ort.InferenceSession(str(path))
+    assert session.get_inputs()[0].name == "input"
+    out = session.run([output], {"input": data.X_test})[0]
+    if data.task == "classification":
+        assert out.shape == (len(data.X_test), data.n_outputs)
+        np.testing.assert_allclose(out.sum(axis=1), 1.0, atol=1e-4)
+        assert (out.argmax(axis=1) == pred).mean() > 0.995
+    else:
+        np.testing.assert_allclose(out.reshape(-1), pred, rtol=1e-3, atol=1e-2)
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_family_declares_space_and_fidelity(family):
+    cls = FAMILIES[family]
+    assert cls.fidelity in ("epochs", "trees", "iterations")
+    for task in ("classification", "regression"):
+        space = cls.space(task)
+        assert space and all(not isinstance(d, Fixed) or d.value is not None for d in space.values())
+        assert set(cls.defaults(task)) == set(space)
+
+
+def test_unknown_family_lists_valid_ones():
+    with pytest.raises(SpecError, match="valid: mlp, cnn"):
+        get_family("xgb")
