@@ -39,7 +39,26 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("train", help="train spec.model (family, params) and write an artifact")
     s.add_argument("spec")
     s.add_argument("--out")
+
+    # Stage packages add their own commands (compress, serve, deploy, submit, report). Each
+    # module's add_parsers(sub) must stay cheap to import: no torch or ray at module level.
+    for module in _stage_cli_modules():
+        module.add_parsers(sub)
     return p
+
+
+STAGE_CLIS = ("automodel.compress._cli", "automodel.serve._cli", "automodel.cluster._cli", "automodel.report._cli")
+
+
+def _stage_cli_modules():
+    import importlib
+
+    for name in STAGE_CLIS:
+        try:
+            yield importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,7 +123,8 @@ def _dispatch(args) -> int:
         print(f"trained {artifact.card['family']}: test {metric} {artifact.card['metrics']['test'][metric]:.4f}  "
               f"artifact: {artifact.path}")
         return 0
-    raise AssertionError(cmd)
+    # Stage commands set args.handler (a function taking args, returning an exit code).
+    return args.handler(args)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,8 @@ def fit_local(dataset: Dataset, family: str, params: dict, *, metric: str, max_s
         history.append({"epoch": epoch, "train_loss": loss, f"val_{metric}": evaluate(model, dataset.X_val, dataset.y_val, metric)})
     info = {"workers": 1, "use_gpu": False, "epochs": model.n_steps(), "restarts": 0,
             "wall_s": round(time.time() - start, 2), "backend": "local"}
-    return TrainedModel(model, family, model.params, info, history)
+    state = model.module_.state_dict() if cls.kind == "torch" else None
+    return TrainedModel(model, family, model.params, info, history, state)
 
 
 __all__ = ["fit_local"]
