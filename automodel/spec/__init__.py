@@ -13,7 +13,16 @@ from automodel.spec._models import (
     TrackingSpec,
     TrainSpec,
 )
-from automodel.spec._space import Choice, Domain, Fixed, Float, Int, grid_values, parse_domain, parse_space
+from automodel.spec._space import (
+    Choice,
+    Domain,
+    Fixed,
+    Float,
+    Int,
+    grid_values,
+    parse_domain,
+    parse_space,
+)
 
 __all__ = [
     "Choice",

@@ -7,9 +7,9 @@ import onnxruntime as ort
 import pytest
 
 from automodel.data import load_dataset
+from automodel.errors import SpecError
 from automodel.metrics import score
 from automodel.models import FAMILIES, get_family
-from automodel.errors import SpecError
 from automodel.spec import DataSpec, Fixed
 
 THRESHOLDS = {"classification": ("accuracy", 0.9), "regression": ("r2", 0.7)}
