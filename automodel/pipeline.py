@@ -68,7 +68,10 @@ def build_artifact(spec: Spec, dataset: Dataset, trained: TrainedModel, path: Pa
         "train": trained.info,
         "history": trained.history,
         "data": {"source": spec.data.source, "rows": dataset.rows, "sha256": dataset.sha256,
-                 "target": dataset.preprocessor.target, "summary": dataset.summary},
+                 "target": dataset.preprocessor.target, "summary": dataset.summary,
+                 "spec": spec.data.model_dump(mode="json")},  # compress reloads the same splits
+        # torch regression trains on a standardized target; compress re-exports with the same scaling
+        "y_scaling": getattr(trained.model, "y_scaling_", None),
         "search": None if search is None else {"best_score": search.score, "trials": len(search.leaderboard),
                                                "wall_s": round(search.wall_s, 2), "k": search.k},
     }
