@@ -97,6 +97,10 @@ def run(spec: Spec, out: str | Path | None = None, *, progress: Progress | None 
         progress("train", f"retraining {result.family}")
         trained = train_model(spec, data, result.family, result.params, run_dir=run_dir)
     artifact = build_artifact(spec, data, trained, run_dir / "artifact", search=result)
+    if spec.compress is not None:  # in place: artifact/model.onnx becomes what the gate chose
+        from automodel.compress import compress_artifact
+
+        artifact = compress_artifact(artifact, spec.compress, dataset=data, progress=progress)
     metric = result.metric
     test_score = artifact.card["metrics"]["test"][metric]
     (run_dir / "result.json").write_text(json.dumps({"family": result.family, "metric": metric, "test": test_score,
