@@ -74,6 +74,7 @@ def build_artifact(spec: Spec, dataset: Dataset, trained: TrainedModel, path: Pa
         "y_scaling": getattr(trained.model, "y_scaling_", None),
         "search": None if search is None else {"best_score": search.score, "trials": len(search.leaderboard),
                                                "wall_s": round(search.wall_s, 2), "k": search.k},
+        "serve": spec.serve.model_dump(mode="json"),  # `automodel serve/deploy` read it: self-contained
     }
     return write_artifact(path, onnx_bytes=onnx_bytes, output_name=output, preprocessor=dataset.preprocessor,
                           card=card, state_dict=trained.state_dict)

