@@ -1,0 +1,199 @@
+"""Experiment tracking: MLflow and TensorBoard through Ray Tune's logger callbacks, plus the final model.
+
+``tracking.mlflow: URI`` gives one MLflow run a trial (Ray's ``MLflowLoggerCallback``, named by
+trial id, with the decoded family / params / k as parameters) and one ``final`` run with the
+retrained model's test metrics and per-epoch history. ``tracking.tensorboard: true`` writes
+tfevents next to each trial (Ray's ``TBXLoggerCallback``) and ``<run>/tensorboard/final`` for the
+final model, so ``tensorboard --logdir RUN_DIR`` shows both.
+
+Both log from the driver: the callbacks run where ``tuner.fit()`` runs, so a ``file:`` store is
+written on the machine that started the run (use a server URI for a multi-node cluster).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from automodel.errors import AutomodelError
+
+FINAL_RUN = "final"
+# What a trial's MLflow run records per iteration: Tune adds ~20 bookkeeping keys we leave out.
+TRIAL_KEYS = ("loss", "training_iteration", "time_total_s", "time_this_iter_s")
+
+
+class TrackingError(AutomodelError):
+    """Tracking was asked for but cannot work (package missing, store unreachable)."""
+
+
+def _needs_mlflow() -> None:
+    if importlib.util.find_spec("mlflow") is None:
+        raise TrackingError(
+            "tracking.mlflow: needs the mlflow package; install it with "
+            "`pip install 'automodel[tracking]'` (or `pip install mlflow-skinny`)"
+        )
+
+
+def _allow_file_store(uri: str) -> None:
+    # MLflow 3 refuses the filesystem store unless told; a local file: store is what works offline.
+    if uri.startswith("file:") or "://" not in uri:
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+
+
+def tracking_callbacks(spec: Any, metric: str) -> list:
+    """The Tune callbacks ``spec.tracking`` asks for (empty when tracking is off)."""
+    callbacks: list = []
+    if spec.tracking.mlflow:
+        _needs_mlflow()
+        _allow_file_store(spec.tracking.mlflow)
+        callbacks.append(_trial_runs_callback(spec.tracking.mlflow, spec.name, metric))
+    if spec.tracking.tensorboard:
+        from ray.tune.logger import TBXLoggerCallback
+
+        callbacks.append(TBXLoggerCallback())
+    return callbacks
+
+
+def _trial_runs_callback(uri: str, experiment: str, metric: str):
+    from ray.air.integrations.mlflow import MLflowLoggerCallback
+
+    from automodel.search import decode
+
+    class TrialRuns(MLflowLoggerCallback):
+        """One MLflow run a trial: run name = trial id; params = family, k and the family's params."""
+
+        def log_trial_start(self, trial) -> None:
+            if trial in self._trial_runs:
+                return
+            family, params, k = decode(trial.config)
+            tags = {
+                **self.tags,
+                "trial_id": trial.trial_id,
+                "family": family,
+                "automodel.stage": "search",
+            }
+            run = self.mlflow_util.start_run(tags=tags, run_name=f"trial {trial.trial_id}")
+            self._trial_runs[trial] = run.info.run_id
+            self.mlflow_util.log_params(
+                run_id=run.info.run_id,
+                params_to_log={"family": family, "k": k, **_flat_params(params)},
+            )
+
+        def log_trial_result(self, iteration: int, trial, result: dict) -> None:
+            if trial not in self._trial_runs:
+                self.log_trial_start(trial)
+            keep = {k: result[k] for k in (metric, *TRIAL_KEYS) if result.get(k) is not None}
+            self.mlflow_util.log_metrics(
+                run_id=self._trial_runs[trial],
+                metrics_to_log=keep,
+                step=result.get("training_iteration") or iteration,
+            )
+
+        def log_trial_end(self, trial, failed: bool = False) -> None:
+            if trial in self._trial_runs:
+                self.mlflow_util.end_run(
+                    run_id=self._trial_runs[trial], status="FAILED" if failed else "FINISHED"
+                )
+
+    return TrialRuns(
+        tracking_uri=uri, experiment_name=experiment, tags={"automodel.experiment": experiment}
+    )
+
+
+def _flat_params(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in params.items()}
+
+
+def log_final(spec: Any, run_dir: str | Path) -> None:
+    """Log the final model (``<run_dir>/artifact/card.json``) to the trackers the spec names."""
+    run_dir = Path(run_dir)
+    card_path = run_dir / "artifact" / "card.json"
+    if not card_path.is_file() or not (spec.tracking.mlflow or spec.tracking.tensorboard):
+        return
+    card = json.loads(card_path.read_text())
+    if spec.tracking.mlflow:
+        _log_final_mlflow(spec.tracking.mlflow, spec.name, card, run_dir)
+    if spec.tracking.tensorboard:
+        _log_final_tensorboard(card, run_dir / "tensorboard" / FINAL_RUN)
+
+
+def _final_metrics(card: dict[str, Any]) -> dict[str, float]:
+    metrics = card.get("metrics") or {}
+    out = {f"test_{k}": v for k, v in (metrics.get("test") or {}).items()}
+    out.update({f"final_val_{k}": v for k, v in (metrics.get("val") or {}).items()})
+    train, comp = card.get("train") or {}, card.get("compression") or {}
+    out.update({f"train_{k}": train[k] for k in ("wall_s", "restarts", "epochs") if k in train})
+    out.update(
+        {
+            k: comp[k]
+            for k in (
+                "size_bytes_before",
+                "size_bytes_after",
+                "metric_before",
+                "metric_after",
+                "latency_ms_before",
+                "latency_ms_after",
+            )
+            if k in comp
+        }
+    )
+    return {
+        k: float(v)
+        for k, v in out.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
+
+
+def _log_final_mlflow(uri: str, experiment: str, card: dict[str, Any], run_dir: Path) -> None:
+    _needs_mlflow()
+    _allow_file_store(uri)
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name(experiment)
+    exp_id = exp.experiment_id if exp is not None else client.create_experiment(experiment)
+    run = client.create_run(
+        exp_id,
+        run_name=FINAL_RUN,
+        tags={
+            "automodel.stage": "train",
+            "automodel.experiment": experiment,
+            "family": str(card.get("family")),
+            "run_dir": str(run_dir),
+            "data_sha256": str((card.get("data") or {}).get("sha256")),
+        },
+    )
+    rid = run.info.run_id
+    client.log_param(rid, "family", card.get("family"))
+    for k, v in _flat_params(card.get("params") or {}).items():
+        client.log_param(rid, k, v)
+    for k, v in _final_metrics(card).items():
+        client.log_metric(rid, k, v)
+    for i, h in enumerate(card.get("history") or []):
+        step = int(h.get("epoch", i + 1))
+        for k, v in h.items():
+            if k != "epoch" and isinstance(v, (int, float)) and not isinstance(v, bool):
+                client.log_metric(rid, k, float(v), step=step)
+    for name in ("artifact/card.json", "report.html", "leaderboard.csv"):
+        if (run_dir / name).is_file():
+            client.log_artifact(rid, str(run_dir / name))
+    client.set_terminated(rid, "FINISHED")
+
+
+def _log_final_tensorboard(card: dict[str, Any], logdir: Path) -> None:
+    from tensorboardX import SummaryWriter
+
+    with SummaryWriter(str(logdir)) as writer:
+        for i, h in enumerate(card.get("history") or []):
+            step = int(h.get("epoch", i + 1))
+            for k, v in h.items():
+                if k != "epoch" and isinstance(v, (int, float)) and not isinstance(v, bool):
+                    writer.add_scalar(f"final/{k}", float(v), step)
+        for k, v in _final_metrics(card).items():
+            writer.add_scalar(f"final/{k}", v, 0)
+        writer.add_text(
+            "final/model", f"{card.get('family')}: {json.dumps(card.get('params'), default=str)}", 0
+        )
