@@ -15,6 +15,7 @@ from automodel.data import Dataset, load_dataset
 from automodel.features import top_k
 from automodel.metrics import all_scores
 from automodel.progress import Progress
+from automodel.report import finish_run, record_features, tracking_callbacks
 from automodel.search import SearchResult, feature_ranking, tune
 from automodel.spec import Spec, dump_spec
 from automodel.train import TrainedModel, train_model
@@ -95,6 +96,7 @@ def run(spec: Spec, out: str | Path | None = None, *, progress: Progress | None 
         progress("search", f"best {result.family} {result.metric}={result.score:.4f} (k={result.k})")
         ranking = feature_ranking(spec, dataset) if result.k is not None else None
         data = dataset.select(top_k(ranking, result.k) if ranking is not None else None)
+        record_features(run_dir, spec, dataset, ranking, result.k)
         progress("train", f"retraining {result.family}")
         trained = train_model(spec, data, result.family, result.params, run_dir=run_dir)
     artifact = build_artifact(spec, data, trained, run_dir / "artifact", search=result)
@@ -106,6 +108,7 @@ def run(spec: Spec, out: str | Path | None = None, *, progress: Progress | None 
     test_score = artifact.card["metrics"]["test"][metric]
     (run_dir / "result.json").write_text(json.dumps({"family": result.family, "metric": metric, "test": test_score,
                                                      "wall_s": round(time.time() - start, 2)}))
+    finish_run(run_dir, spec, data, progress)
     progress("done", f"best family {result.family}, test {metric} {test_score:.4f}, run directory {run_dir}")
     return RunResult(run_dir, artifact, result, metric, test_score, time.time() - start)
 
@@ -113,7 +116,8 @@ def run(spec: Spec, out: str | Path | None = None, *, progress: Progress | None 
 def search_callbacks(progress: Progress, spec: Spec, task: str) -> list:
     from automodel.search._progress import TrialProgress
 
-    return [TrialProgress(progress, spec.search.num_samples, spec.metric_for(task))]
+    return [TrialProgress(progress, spec.search.num_samples, spec.metric_for(task)),
+            *tracking_callbacks(spec, spec.metric_for(task))]
 
 
 __all__ = ["RunResult", "build_artifact", "make_run_dir", "run"]

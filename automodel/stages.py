@@ -11,6 +11,7 @@ from automodel.errors import SpecError
 from automodel.features import top_k
 from automodel.pipeline import build_artifact, make_run_dir, search_callbacks
 from automodel.progress import Progress
+from automodel.report import finish_run, record_features
 from automodel.search import SearchResult, feature_ranking, tune
 from automodel.spec import Spec
 from automodel.train import train_model
@@ -31,6 +32,8 @@ def tune_stage(spec: Spec, out: str | Path | None, *, resume: bool = False) -> S
         progress("search", f"{'resuming' if resume else 'starting'} {spec.search.num_samples} trials")
         result = tune(spec, dataset, run_dir, resume=resume, callbacks=search_callbacks(progress, spec, dataset.task))
     progress("search", f"best {result.family} {result.metric}={result.score:.4f}")
+    record_features(run_dir, spec, dataset, None, result.k)
+    finish_run(run_dir, spec, None, progress)
     return result
 
 
@@ -47,4 +50,6 @@ def train_stage(spec: Spec, out: str | Path | None) -> Artifact:
     with ray_session(spec.runtime):
         progress("train", f"training {spec.model.family}")
         trained = train_model(spec, dataset, spec.model.family, spec.model.params, run_dir=run_dir)
-    return build_artifact(spec, dataset, trained, run_dir / "artifact")
+    artifact = build_artifact(spec, dataset, trained, run_dir / "artifact")
+    finish_run(run_dir, spec, dataset, progress)
+    return artifact
