@@ -41,3 +41,7 @@ class ResourceError(AutomodelError):
 
 class SearchError(AutomodelError):
     """A sweep cannot start, resume or finish."""
+
+
+class ClusterError(AutomodelError):
+    """A Ray cluster cannot be reached, refuses us (authentication), or rejects a job."""

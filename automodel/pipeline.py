@@ -10,7 +10,7 @@ from pathlib import Path
 
 
 from automodel.artifact import Artifact, write_artifact
-from automodel.cluster import ray_session
+from automodel.cluster import check_resources, ray_session
 from automodel.data import Dataset, load_dataset
 from automodel.features import top_k
 from automodel.metrics import all_scores
@@ -90,6 +90,7 @@ def run(spec: Spec, out: str | Path | None = None, *, progress: Progress | None 
     dataset = load_dataset(spec.data)
     progress("data", f"{dataset.rows} rows, {dataset.n_features} encoded features, task {dataset.task}")
     with ray_session(spec.runtime):
+        check_resources(spec, ("search", "train"), only_remote=True)  # fail fast, not hang
         progress("search", f"{spec.search.num_samples} trials over {', '.join(spec.search.families)} "
                            f"({spec.search.searcher} + {spec.search.scheduler})")
         result = tune(spec, dataset, run_dir, callbacks=search_callbacks(progress, spec, dataset.task))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from automodel.artifact import Artifact
-from automodel.cluster import ray_session
+from automodel.cluster import check_resources, ray_session
 from automodel.data import load_dataset
 from automodel.errors import SpecError
 from automodel.features import top_k
@@ -29,6 +29,7 @@ def tune_stage(spec: Spec, out: str | Path | None, *, resume: bool = False) -> S
     run_dir = Path(out).resolve() if resume else make_run_dir(spec, out)
     dataset = load_dataset(spec.data)
     with ray_session(spec.runtime):
+        check_resources(spec, ("search",), only_remote=True)  # fail fast, not hang
         progress("search", f"{'resuming' if resume else 'starting'} {spec.search.num_samples} trials")
         result = tune(spec, dataset, run_dir, resume=resume, callbacks=search_callbacks(progress, spec, dataset.task))
     progress("search", f"best {result.family} {result.metric}={result.score:.4f}")
@@ -48,6 +49,7 @@ def train_stage(spec: Spec, out: str | Path | None) -> Artifact:
     if k is not None:
         dataset = dataset.select(top_k(feature_ranking(spec, dataset), k))
     with ray_session(spec.runtime):
+        check_resources(spec, ("train",), only_remote=True)  # fail fast, not hang
         progress("train", f"training {spec.model.family}")
         trained = train_model(spec, dataset, spec.model.family, spec.model.params, run_dir=run_dir)
     artifact = build_artifact(spec, dataset, trained, run_dir / "artifact")

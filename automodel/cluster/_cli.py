@@ -1,0 +1,109 @@
+"""`automodel submit`: run a spec as a job on a Ray cluster; --status / --stop a job.
+
+Cheap to import: Ray is imported only when the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_parsers(sub) -> None:
+    s = sub.add_parser(
+        "submit",
+        help="run a spec as a Ray job on a cluster (Job Submission SDK); --status/--stop ID",
+        description="Submit SPEC as a job (jobs/<job>.py from the uploaded working directory), follow "
+        "its logs and exit with its status: 0 succeeded, 1 failed, 3 stopped, 4 still running "
+        "(--status), 2 a usage or connection error.",
+    )
+    s.add_argument("spec", nargs="?", help="spec YAML inside the working directory")
+    s.add_argument(
+        "--address",
+        help="Ray dashboard URL, http://HEAD:8265 (default: RAY_API_SERVER_ADDRESS or RAY_ADDRESS)",
+    )
+    s.add_argument(
+        "--wait",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="follow the logs until the job ends (default) or print its ID and return",
+    )
+    s.add_argument(
+        "--job",
+        choices=("pipeline", "train", "sweep"),
+        default="pipeline",
+        help="what to run: the whole chain (default), train spec.model, or the sweep",
+    )
+    s.add_argument(
+        "--out", help="run directory on the cluster (shared storage on a multi-node cluster)"
+    )
+    s.add_argument(
+        "--working-dir", default=".", help="directory uploaded with the job (default: .)"
+    )
+    s.add_argument(
+        "--pip",
+        action="append",
+        default=[],
+        metavar="REQ",
+        help="pip requirement the job's runtime environment installs (repeatable)",
+    )
+    s.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="environment variable for the job (repeatable)",
+    )
+    s.add_argument(
+        "--resume", action="store_true", help="with --job sweep: continue the sweep in --out"
+    )
+    group = s.add_mutually_exclusive_group()
+    group.add_argument("--status", metavar="ID", help="print a job's status and exit with its code")
+    group.add_argument("--stop", metavar="ID", help="stop a running job")
+    s.set_defaults(handler=_submit)
+
+
+def _submit(args) -> int:
+    from automodel.cluster import _submit as sub
+    from automodel.errors import ClusterError
+
+    if args.status:
+        status, message = sub.job_status(args.status, address=args.address)
+        print(f"{args.status} {status}" + (f": {message.splitlines()[0]}" if message else ""))
+        return sub.EXIT_CODES.get(status, 1)
+    if args.stop:
+        stopped = sub.stop_job(args.stop, address=args.address)
+        print(f"{args.stop} {'stop requested' if stopped else 'had already ended'}")
+        return 0
+    if not args.spec:
+        raise ClusterError("submit needs a SPEC (or --status ID / --stop ID)")
+    env = {}
+    for item in args.env:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ClusterError(f"--env takes KEY=VALUE, got {item!r}")
+        env[key] = value
+    submission = sub.submit(
+        args.spec,
+        address=args.address,
+        job=args.job,
+        out=args.out,
+        working_dir=args.working_dir,
+        pip=args.pip,
+        env=env,
+        extra_args=["--resume"] if args.resume else [],
+    )
+    print(
+        f"submitted {submission.job_id} to {submission.address}: {submission.entrypoint}",
+        file=sys.stderr,
+    )
+    if not args.wait:
+        print(submission.job_id)
+        return 0
+    status = sub.follow(submission.job_id, address=args.address)
+    _, message = sub.job_status(submission.job_id, address=args.address)
+    line = f"job {submission.job_id} {status}"
+    if status != "SUCCEEDED" and message:
+        line += f": {message.splitlines()[0]}"
+    print(line, file=sys.stderr)
+    return sub.EXIT_CODES.get(status, 1)
