@@ -43,5 +43,9 @@ class SearchError(AutomodelError):
     """A sweep cannot start, resume or finish."""
 
 
+class TrainingError(AutomodelError):
+    """Training cannot start, or failed more often than ``train.max_failures`` allows."""
+
+
 class ClusterError(AutomodelError):
     """A Ray cluster cannot be reached, refuses us (authentication), or rejects a job."""

@@ -18,7 +18,7 @@ from automodel.progress import Progress
 from automodel.report import finish_run, record_features, tracking_callbacks
 from automodel.search import SearchResult, feature_ranking, tune
 from automodel.spec import Spec, dump_spec
-from automodel.train import TrainedModel, train_model
+from automodel.train import TrainedModel, check_train_resources, train_model
 
 
 @dataclass
@@ -54,7 +54,9 @@ def build_artifact(spec: Spec, dataset: Dataset, trained: TrainedModel, path: Pa
     """Export the trained model to ONNX and write the artifact with its card."""
     metric = spec.metric_for(dataset.task)
     onnx_bytes, output = trained.model.to_onnx()
-    val = trained.history[-1] if trained.history else {}
+    # the row of the weights that were kept (Ray Train keeps the best epoch's, not the last)
+    best = trained.info.get("best_epoch")
+    val = next((r for r in trained.history if r.get("epoch") == best), trained.history[-1]) if trained.history else {}
     card = {
         "name": spec.model_name,
         "task": dataset.task,
@@ -85,6 +87,7 @@ def run(spec: Spec, out: str | Path | None = None, *, progress: Progress | None 
     """Search, retrain the winner, export and write the artifact (and compress, report)."""
     start = time.time()
     progress = progress or Progress(spec.runtime.quiet)
+    check_train_resources(spec.train, spec.runtime)  # e.g. use_gpu without a GPU: before the search
     run_dir = make_run_dir(spec, out)
     progress("data", f"loading {spec.data.source}")
     dataset = load_dataset(spec.data)
@@ -99,7 +102,7 @@ def run(spec: Spec, out: str | Path | None = None, *, progress: Progress | None 
         data = dataset.select(top_k(ranking, result.k) if ranking is not None else None)
         record_features(run_dir, spec, dataset, ranking, result.k)
         progress("train", f"retraining {result.family}")
-        trained = train_model(spec, data, result.family, result.params, run_dir=run_dir)
+        trained = train_model(spec, data, result.family, result.params, run_dir=run_dir, progress=progress)
     artifact = build_artifact(spec, data, trained, run_dir / "artifact", search=result)
     if spec.compress is not None:  # in place: artifact/model.onnx becomes what the gate chose
         from automodel.compress import compress_artifact

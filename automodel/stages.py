@@ -14,7 +14,7 @@ from automodel.progress import Progress
 from automodel.report import finish_run, record_features
 from automodel.search import SearchResult, feature_ranking, tune
 from automodel.spec import Spec
-from automodel.train import train_model
+from automodel.train import check_train_resources, train_model
 
 
 def tune_stage(spec: Spec, out: str | Path | None, *, resume: bool = False) -> SearchResult:
@@ -42,6 +42,7 @@ def train_stage(spec: Spec, out: str | Path | None) -> Artifact:
     """`automodel train`: fit ``spec.model`` and write ``<run>/artifact``."""
     if spec.model.family is None:
         raise SpecError("model.family", "`automodel train` needs model.family (and optionally model.params)")
+    check_train_resources(spec.train, spec.runtime)  # e.g. use_gpu without a GPU: before any work
     progress = Progress(spec.runtime.quiet)
     run_dir = make_run_dir(spec, out)
     dataset = load_dataset(spec.data)
@@ -51,7 +52,8 @@ def train_stage(spec: Spec, out: str | Path | None) -> Artifact:
     with ray_session(spec.runtime):
         check_resources(spec, ("train",), only_remote=True)  # fail fast, not hang
         progress("train", f"training {spec.model.family}")
-        trained = train_model(spec, dataset, spec.model.family, spec.model.params, run_dir=run_dir)
+        trained = train_model(spec, dataset, spec.model.family, spec.model.params, run_dir=run_dir,
+                              progress=progress)
     artifact = build_artifact(spec, dataset, trained, run_dir / "artifact")
     finish_run(run_dir, spec, dataset, progress)
     return artifact

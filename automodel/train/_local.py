@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import time
 
-
 from automodel.data import Dataset
 from automodel.models import FAMILIES
 from automodel.search._trainable import evaluate

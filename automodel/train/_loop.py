@@ -1,0 +1,194 @@
+"""The per-worker training function: what every Ray Train worker runs, top to bottom.
+
+Set up (threads, device, model, optimizer), resume from the last checkpoint if this worker group
+replaces one that died, then one loop over epochs: train on this worker's shard, score the
+validation rows, report (with a checkpoint every ``checkpoint_every`` epochs), stop early.
+
+Every worker ends an epoch with the same validation score (predictions are gathered from all
+workers before scoring), so early stopping stops them all at the same epoch and each worker
+calls ``ray.train.report`` the same number of times, as Ray Train requires.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from automodel.metrics import better, score
+from automodel.train._config import LoopConfig, lr_factor
+from automodel.train._data import WorkerRows, shard_audit
+
+
+def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any] | None:
+    import ray
+    import ray.train
+    import ray.train.torch
+    import torch
+    from torch import nn
+
+    from automodel.models import make_optimizer
+
+    c = LoopConfig(**config)
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    torch.set_num_threads(c.threads)  # a worker owns its CPUs; more threads only fight the others
+    device = ray.train.torch.get_device()
+    bf16 = c.amp and device.type == "cuda" and torch.cuda.is_bf16_supported()
+
+    # ---- model: the network the search trained, initialized from the same seed on every worker
+    torch.manual_seed(c.seed)
+    module = c.family_instance().build_module()
+    state = {"epoch": 0, "history": [], "best_score": None, "best_epoch": 0, "bad_epochs": 0}
+    saved = None
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is not None:  # this worker group replaces one that died: continue, not restart
+        state, saved = load_checkpoint(checkpoint)
+        module.load_state_dict(saved["model"])
+    model = ray.train.torch.prepare_model(module)  # to the device; DDP when world > 1
+    optimizer = make_optimizer(model, c.optimizer, c.lr, c.weight_decay)
+    if saved is not None:
+        optimizer.load_state_dict(saved["optimizer"])
+    best = saved["best"] if saved is not None else None
+    loss_fn = nn.CrossEntropyLoss() if c.task == "classification" else nn.MSELoss()
+    attempt = ray.get(c.ledger.begin.remote(state["epoch"])) if rank == 0 else 0
+
+    # ---- data: this worker's share of the training rows (Ray Data), its slice of validation
+    rows = WorkerRows(ray.train.get_dataset_shard("train"), batch_size=c.worker_batch(world),
+                      cache=c.cache_shard, device=device, seed=c.seed, rank=rank, task=c.task,
+                      y_scaling=c.y_scaling)
+    X_val, y_val = ray.get(c.val)
+    mine = np.array_split(np.arange(len(X_val)), world)[rank]
+    X_mine = torch.from_numpy(np.ascontiguousarray(X_val[mine], dtype=np.float32)).to(device)
+    steps = c.steps_per_epoch(world)
+    audit = None
+    first_epoch = state["epoch"] + 1
+
+    # ---- the loop
+    for epoch in range(first_epoch, c.epochs + 1):
+        t0 = time.time()
+        torch.manual_seed(c.seed * 100003 + epoch * 1009 + rank)  # dropout repeats if the epoch is redone
+        model.train()
+        loss_sum, seen = torch.zeros((), dtype=torch.float64, device=device), 0  # no per-step sync
+        lr = c.lr
+        for i, (xb, yb) in enumerate(rows.batches(epoch)):
+            lr = c.lr * lr_factor(epoch - 1 + (i + 1) / steps, c.epochs, c.warmup_epochs, c.lr_schedule)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                out = model(xb)
+                loss = loss_fn(out if c.task == "classification" else out.reshape(-1), yb)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if c.grad_clip:
+                nn.utils.clip_grad_norm_(model.parameters(), c.grad_clip)
+            optimizer.step()
+            loss_sum += loss.detach().double() * len(yb)
+            seen += len(yb)
+        if epoch == first_epoch:  # which rows each worker read: a collective, so every rank calls it
+            audit = shard_audit(rows.seen_rows(), c.train_rows, world, device)
+        totals = torch.stack([loss_sum, torch.tensor(float(seen), dtype=torch.float64, device=device)])
+        loss_total, rows_total = _sum_over_workers(totals, world)
+        train_loss = float(loss_total / max(rows_total, 1.0))
+        val_score = _validation_score(model, X_mine, y_val, c, world, bf16)
+
+        # ---- bookkeeping: best weights, early stopping, history (identical on every worker)
+        if state["best_score"] is None or better(c.metric, val_score, state["best_score"]):
+            state.update(best_score=val_score, best_epoch=epoch, bad_epochs=0)
+            best = {k: v.detach().to("cpu", copy=True) for k, v in _unwrap(model).state_dict().items()}
+        else:
+            state["bad_epochs"] += 1
+        row = {"epoch": epoch, "train_loss": train_loss, f"val_{c.metric}": val_score, "lr": lr,
+               "time_s": round(time.time() - t0, 3), "restarted": attempt > 0 and epoch == first_epoch}
+        state["history"].append(row)
+        state["epoch"] = epoch
+        stop = c.patience is not None and state["bad_epochs"] >= c.patience
+        if rank == 0:
+            c.ledger.epoch.remote(row)
+
+        # ---- checkpoint: every worker reports on the same epochs; rank 0 writes the files. Metrics
+        # reach Ray only with a checkpoint (Train V2), and each report waits for the controller to
+        # take the previous one, so epochs without a checkpoint do not report at all.
+        if epoch % c.checkpoint_every == 0:
+            metrics = {k: v for k, v in row.items() if k != "restarted"}
+            name = f"checkpoint_epoch{epoch:04d}"
+            if rank == 0:
+                with tempfile.TemporaryDirectory() as tmp:
+                    save_checkpoint(Path(tmp), _unwrap(model), optimizer, best, state)
+                    ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp),
+                                     checkpoint_dir_name=name)
+            else:
+                ray.train.report(metrics, checkpoint_dir_name=name)
+        if stop:
+            break
+
+    if rank != 0:
+        return None
+    # Ray refuses tensors in a return value; numpy arrays travel fine.
+    return {"state_dict": {k: v.numpy() for k, v in best.items()}, "history": state["history"], "epochs": state["epoch"],
+            "best_epoch": state["best_epoch"], "shards": audit, "device": str(device), "bf16": bf16,
+            "data": "cached" if c.cache_shard else "streamed"}
+
+
+# ---- helpers -----------------------------------------------------------------------------------
+def _unwrap(model):
+    from torch.nn.parallel import DistributedDataParallel
+
+    return model.module if isinstance(model, DistributedDataParallel) else model
+
+
+def _sum_over_workers(t, world: int):
+    import torch.distributed as dist
+
+    if world > 1:
+        dist.all_reduce(t)
+    return t.cpu().numpy()
+
+
+def _validation_score(model, X_mine, y_val: np.ndarray, c: LoopConfig, world: int, bf16: bool) -> float:
+    """Each worker predicts its slice of the validation rows; all score the gathered whole."""
+    import torch
+    import torch.distributed as dist
+
+    model.eval()
+    parts = []
+    with torch.no_grad(), torch.autocast(X_mine.device.type, dtype=torch.bfloat16, enabled=bf16):
+        for start in range(0, len(X_mine), 8192):
+            out = model(X_mine[start : start + 8192]).float()
+            if c.task == "classification":
+                parts.append(torch.softmax(out, dim=1))
+            else:
+                parts.append(out.reshape(-1) * c.y_scaling[1] + c.y_scaling[0])
+    mine = torch.cat(parts).cpu().numpy() if parts else np.zeros((0, c.n_outputs), np.float32)
+    if world > 1:
+        gathered: list[Any] = [None] * world
+        dist.all_gather_object(gathered, mine)
+        mine = np.concatenate(gathered)
+    if c.task == "classification":
+        return score(c.metric, y_val, mine.argmax(axis=1), mine)
+    return score(c.metric, y_val, mine.reshape(-1))
+
+
+def save_checkpoint(path: Path, module, optimizer, best: dict | None, state: dict) -> None:
+    """State dicts only (torch.save, read back with weights_only=True) plus a JSON state file."""
+    import torch
+
+    torch.save({"model": module.state_dict(), "optimizer": optimizer.state_dict(), "best": best},
+               path / "weights.pt")
+    (path / "state.json").write_text(json.dumps(state))
+
+
+def load_checkpoint(checkpoint) -> tuple[dict, dict]:
+    import torch
+
+    with checkpoint.as_directory() as d:
+        saved = torch.load(Path(d) / "weights.pt", map_location="cpu", weights_only=True)
+        state = json.loads((Path(d) / "state.json").read_text())
+    return state, saved
+
+
+__all__ = ["load_checkpoint", "save_checkpoint", "train_loop_per_worker"]

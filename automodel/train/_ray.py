@@ -1,0 +1,138 @@
+"""Driver side of data-parallel training: build the Ray Train run, fit, rebuild the fitted family."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from automodel.cluster import ray_session
+from automodel.data import Dataset
+from automodel.errors import TrainingError
+from automodel.metrics import MODES
+from automodel.models import FAMILIES, target_scaling
+from automodel.progress import Progress
+from automodel.spec import Spec
+from automodel.train._config import LoopConfig
+from automodel.train._data import cache_limit_bytes, row_bytes, to_ray_dataset
+from automodel.train._ledger import ProgressPoller, RunLedger
+from automodel.train._loop import train_loop_per_worker
+from automodel.train._result import TrainedModel
+
+EXPERIMENT = "train"
+
+
+def fit_ray(spec: Spec, dataset: Dataset, family: str, params: dict[str, Any], *, run_dir: str | Path,
+            metric: str, progress: Progress) -> TrainedModel:
+    """Train a torch family with Ray Train's TorchTrainer on ``spec.train.num_workers`` workers.
+
+    Checkpoints go to ``<run_dir>/train`` (or ``<runtime.storage>/...`` when that is a URI, as a
+    multi-node cluster needs); a worker lost mid-run restarts the group from the last one.
+    """
+    with ray_session(spec.runtime):
+        return _fit(spec, dataset, family, params, run_dir=run_dir, metric=metric, progress=progress)
+
+
+def _fit(spec: Spec, dataset: Dataset, family: str, params: dict[str, Any], *, run_dir: str | Path,
+         metric: str, progress: Progress) -> TrainedModel:
+    import ray
+    import torch
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    t = spec.train
+    start = time.time()
+    storage = _storage_path(spec, Path(run_dir))
+    resolved = FAMILIES[family](dataset.task, dataset.n_features, dataset.n_outputs, params).params
+    world = t.num_workers
+    shard_bytes = len(dataset.X_train) // world * row_bytes(dataset.n_features)
+    ledger = ray.remote(num_cpus=0)(RunLedger).remote()
+    config = LoopConfig(
+        family=family, task=dataset.task, n_features=dataset.n_features, n_outputs=dataset.n_outputs,
+        image_shape=dataset.preprocessor.image_shape, params=resolved, seed=spec.data.seed, metric=metric,
+        epochs=t.epochs,
+        # An explicit model.params.batch_size (or the searched one) wins over train.batch_size.
+        batch_size=int(params.get("batch_size", t.batch_size)),
+        optimizer=str(params.get("optimizer", t.optimizer)), lr=float(resolved["lr"]),
+        weight_decay=float(resolved.get("weight_decay", 0.0)), lr_schedule=t.lr_schedule,
+        warmup_epochs=t.warmup_epochs, grad_clip=t.grad_clip, patience=t.early_stopping_patience,
+        checkpoint_every=t.checkpoint_every, amp=t.amp, threads=max(1, int(t.resources_per_worker.get("CPU", 1))),
+        cache_shard=shard_bytes <= cache_limit_bytes(), train_rows=len(dataset.X_train),
+        y_scaling=target_scaling(dataset.task, dataset.y_train),
+        val=ray.put((dataset.X_val, dataset.y_val)), ledger=ledger,
+    )
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config=vars(config),
+        scaling_config=ScalingConfig(num_workers=world, use_gpu=t.use_gpu,
+                                     resources_per_worker=dict(t.resources_per_worker) or None),
+        run_config=RunConfig(
+            name=EXPERIMENT, storage_path=storage,
+            failure_config=FailureConfig(max_failures=t.max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=t.keep_checkpoints,
+                                               checkpoint_score_attribute=f"val_{metric}",
+                                               checkpoint_score_order=MODES[metric]),
+        ),
+        datasets={"train": to_ray_dataset(dataset.X_train, dataset.y_train, world)},
+    )
+    progress("train", f"{family} on {world} Ray Train worker(s){' with GPUs' if t.use_gpu else ''}, "
+                      f"up to {t.epochs} epochs, checkpoints in {storage}/{EXPERIMENT}")
+    # Each ray.train.report waits until the controller has taken the previous one, and the
+    # controller polls workers every RAY_TRAIN_HEALTH_CHECK_INTERVAL_S (2 s by default): with short
+    # epochs that wait would dominate. Ray propagates the variable to the controller and workers.
+    os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")
+    with ProgressPoller(ledger, progress, t.epochs, metric):
+        try:
+            result = trainer.fit()
+        except Exception as exc:  # TrainingFailedError: failures beyond train.max_failures
+            log = ray.get(ledger.summary.remote())
+            raise TrainingError(f"training failed after {max(len(log['attempts']) - 1, 0)} restart(s) "
+                                f"(train.max_failures: {t.max_failures}): {_root_cause(exc)}") from exc
+    out = result.return_value
+    log = ray.get(ledger.summary.remote())
+    ray.kill(ledger)
+    wall = time.time() - start
+    epoch_s = [r["time_s"] for r in log["rows"]]
+
+    model = FAMILIES[family](dataset.task, dataset.n_features, dataset.n_outputs, resolved,
+                             image_shape=dataset.preprocessor.image_shape, seed=spec.data.seed, max_steps=t.epochs)
+    model.module_ = model.build_module()
+    model.module_.load_state_dict({k: torch.from_numpy(v) for k, v in out["state_dict"].items()})
+    model.module_.eval()
+    model.y_scaling_ = config.y_scaling
+    model.steps_done_ = out["epochs"]
+    info = {
+        "workers": world, "use_gpu": t.use_gpu, "epochs": out["epochs"], "restarts": len(log["attempts"]) - 1,
+        "wall_s": round(wall, 2), "backend": "ray_train", "best_epoch": out["best_epoch"],
+        "batch_size": config.batch_size, "optimizer": config.optimizer, "lr": config.lr,
+        "lr_schedule": t.lr_schedule, "device": out["device"], "bf16": out["bf16"], "data": out["data"],
+        "shards": out["shards"],
+        # fixed cost: everything that is not an epoch (Ray Train start-up, data, restarts, shutdown)
+        "startup_s": round(log["attempts"][0]["t"] - start, 2) if log["attempts"] else None,
+        "epoch_s": round(float(np.median(epoch_s)), 3) if epoch_s else None,
+        "overhead_s": round(wall - sum(epoch_s), 2),
+        "resumed_after_epoch": [a["resumed_after_epoch"] for a in log["attempts"][1:]],
+    }
+    state = {k: v.detach().cpu() for k, v in model.module_.state_dict().items()}
+    return TrainedModel(model, family, resolved, info, out["history"], state)
+
+
+def _storage_path(spec: Spec, run_dir: Path) -> str:
+    """``run_dir`` itself, unless runtime.storage is a URI (s3://, gs://): then a folder under it."""
+    storage = spec.runtime.storage
+    if "://" in storage:
+        return f"{storage.rstrip('/')}/{spec.name}/{run_dir.name}"
+    return str(run_dir.resolve())
+
+
+def _root_cause(exc: BaseException) -> str:
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
+
+
+__all__ = ["EXPERIMENT", "fit_ray"]
