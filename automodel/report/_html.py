@@ -26,8 +26,8 @@ table{border-collapse:collapse;margin:8px 0;font-size:13px}th,td{padding:4px 9px
 table.sortable th{cursor:pointer;user-select:none}table.sortable th:hover{background:#e6ebf0}
 tr.best td{background:#eef7ee;font-weight:600}table.facts td:first-child{color:#555;white-space:nowrap}
 .params{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:11.5px;color:#444}
-.st{padding:1px 6px;border-radius:8px;font-size:11.5px;background:#eee}.st.completed,.st.kept{background:#e3f1e3}
-.st.stopped_early{background:#fdf0dc}.st.error,.st.rejected{background:#fbe3e3}.st.chosen{background:#cfe9cf;font-weight:600}
+.st{padding:1px 6px;border-radius:8px;font-size:11.5px;background:#eee}.st.completed{background:#e3f1e3}
+.st.stopped_early{background:#fdf0dc}.st.error,.st.rejected{background:#fbe3e3}.st.qualified{background:#e3ecf7}.st.chosen{background:#cfe9cf;font-weight:600}
 .grid{display:flex;flex-wrap:wrap;gap:12px}svg.plot{max-width:100%;height:auto;background:#fff}
 pre{background:#f6f8fa;padding:10px;border-radius:5px;overflow:auto;font-size:12px}
 nav{font-size:12.5px;margin:6px 0 0}nav a{margin-right:10px;color:#36c;text-decoration:none}

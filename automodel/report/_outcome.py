@@ -59,8 +59,15 @@ def training_section(data: RunData) -> str | None:
         return facts + note("No per-epoch history was recorded for this model.")
     epochs = [float(h.get("epoch", i + 1)) for i, h in enumerate(points)]
     marks = [svg.Mark(e, "worker restart") for e in _restart_epochs(history)]
-    loss_keys = [k for k in ("train_loss", "val_loss") if any(k in h for h in points)]
-    metric_keys = sorted({k for h in points for k in h if k.startswith("val_") and k != "val_loss"})
+    loss_keys = [k for k in ("train_loss", "val_loss") if any(h.get(k) is not None for h in points)]
+    metric_keys = sorted(
+        {
+            k
+            for h in points
+            for k in h
+            if k.startswith("val_") and k != "val_loss" and h[k] is not None
+        }
+    )
     charts = []
     if loss_keys:
         charts.append(
@@ -181,44 +188,72 @@ def test_section(data: RunData) -> str | None:
     return "".join(out)
 
 
-def compression_section(data: RunData) -> str | None:
-    comp = (data.card or {}).get("compression")
-    if not comp:
-        return note("The model was not compressed (no <code>compress:</code> section in the spec).")
-    metric = data.metric or "metric"
-    variants: dict[str, dict[str, Any]] = {}
-    if comp.get("size_bytes_before") is not None:
-        variants["original"] = {
-            "variant": "original",
+def _variants(comp: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], str]:
+    """Every variant by name (the float baseline first) with its status, and the baseline's name.
+
+    The compress stage lists the float model first in ``variants`` and every variant it did not
+    ship in ``rejected`` (with the reason); an older or partial card may have neither.
+    """
+    listed = [
+        v
+        for v in comp.get("variants") or []
+        if isinstance(v, dict) and v.get("variant") is not None
+    ]
+    entries: dict[str, dict[str, Any]] = {}
+    if listed:
+        baseline = str(listed[0]["variant"])
+    else:
+        baseline = "original"
+        entries[baseline] = {
             "metric": comp.get("metric_before"),
             "size_bytes": comp.get("size_bytes_before"),
             "latency_ms": comp.get("latency_ms_before"),
         }
-    for v in comp.get("variants") or []:
-        if isinstance(v, dict) and v.get("variant") is not None:
-            variants.setdefault(str(v["variant"]), {}).update(v)
+    for v in listed:
+        entries[str(v["variant"])] = dict(v)
     for v in comp.get("rejected") or []:
         if isinstance(v, dict) and v.get("variant") is not None:
-            variants.setdefault(str(v["variant"]), {}).update({**v, "rejected": True})
+            entries.setdefault(str(v["variant"]), {}).update({**v, "not_shipped": True})
     chosen = str(comp.get("chosen")) if comp.get("chosen") is not None else None
-    if chosen and chosen not in variants and comp.get("size_bytes_after") is not None:
-        variants[chosen] = {
-            "variant": chosen,
-            "metric": comp.get("metric_after"),
-            "size_bytes": comp.get("size_bytes_after"),
-            "latency_ms": comp.get("latency_ms_after"),
-        }
+    if chosen is not None and chosen not in entries:
+        same = comp.get("size_bytes_after") == comp.get("size_bytes_before")
+        if same:  # the float model was kept under another name
+            chosen = baseline
+        else:
+            entries[chosen] = {
+                "metric": comp.get("metric_after"),
+                "size_bytes": comp.get("size_bytes_after"),
+                "latency_ms": comp.get("latency_ms_after"),
+            }
+    for name, v in entries.items():
+        if name == chosen:
+            v["status"] = "chosen"
+        elif name == baseline:
+            v["status"] = "baseline"
+        elif v.get("qualified") is False or (v.get("not_shipped") and v.get("qualified") is None):
+            v["status"] = "rejected"
+        else:
+            v["status"] = "qualified"  # within the allowed drop, but a smaller one won
+    return entries, baseline
+
+
+STATUS_STYLE = {
+    "chosen": ("star", svg.PALETTE[2]),
+    "rejected": ("cross", svg.PALETTE[3]),
+    "baseline": ("square", svg.INK),
+    "qualified": ("circle", svg.PALETTE[0]),
+}
+
+
+def compression_section(data: RunData) -> str | None:
+    comp = (data.card or {}).get("compression")
+    if not comp:
+        return note("The model was not compressed (no <code>compress:</code> section in the spec).")
+    metric = data.metric or comp.get("metric") or "metric"
+    entries, _ = _variants(comp)
     rows, series = [], []
-    for name, v in variants.items():
-        status = (
-            "chosen"
-            if name == chosen
-            else "rejected"
-            if v.get("rejected")
-            else "baseline"
-            if name == "original"
-            else "candidate"
-        )
+    for name, v in entries.items():
+        status = v["status"]
         rows.append(
             [
                 escape(name),
@@ -232,12 +267,8 @@ def compression_section(data: RunData) -> str | None:
         if isinstance(v.get("size_bytes"), (int, float)) and isinstance(
             v.get("metric"), (int, float)
         ):
-            kind = {"chosen": "star", "rejected": "cross", "baseline": "square"}.get(
-                status, "circle"
-            )
-            col = {"chosen": svg.PALETTE[2], "rejected": svg.PALETTE[3], "baseline": svg.INK}.get(
-                status, svg.PALETTE[0]
-            )
+            kind, col = STATUS_STYLE[status]
+            tip = f"{name} ({status}): {size(v['size_bytes'])}, {metric} {num(v['metric'])}"
             series.append(
                 svg.Series(
                     status,
@@ -248,25 +279,28 @@ def compression_section(data: RunData) -> str | None:
                     marker=kind,
                     size=4.5,
                     labels=[name],
-                    tips=[
-                        f"{name}: {size(v['size_bytes'])}, {metric} {num(v['metric'])}"
-                        + (f" - {v['reason']}" if v.get("reason") else "")
-                    ],
+                    tips=[tip + (f" - {v['reason']}" if v.get("reason") else "")],
                 )
             )
     seen = set()
     for s in series:
         s.legend = s.name not in seen
         seen.add(s.name)
+    latency = ""
+    if comp.get("latency_ms_before") is not None:
+        latency = (
+            f", batch-1 latency {num(comp.get('latency_ms_before'), 3)} → "
+            f"{num(comp.get('latency_ms_after'), 3)} ms"
+        )
+    why = f" {escape(str(comp['reason']))}." if comp.get("reason") else ""
     summary = (
-        f"<p>Pruning {num(comp.get('prune'))}, quantization {escape(str(comp.get('quantize')))}: "
+        f"<p>Asked for pruning {num(comp.get('prune'))} and quantization {escape(str(comp.get('quantize')))}: "
         f"{size(comp.get('size_bytes_before'))} → {size(comp.get('size_bytes_after'))}, test {escape(metric)} "
-        f"{num(comp.get('metric_before'))} → {num(comp.get('metric_after'))}, latency "
-        f"{num(comp.get('latency_ms_before'), 3)} → {num(comp.get('latency_ms_after'), 3)} ms. "
-        f"Chosen: <b>{escape(str(chosen))}</b>.</p>"
+        f"{num(comp.get('metric_before'))} → {num(comp.get('metric_after'))}{latency}. "
+        f"Shipped: <b>{escape(str(comp.get('chosen')))}</b>.{why}</p>"
     )
     marks = []
-    drop = (data.spec.get("compress") or {}).get("max_metric_drop")
+    drop = comp.get("max_metric_drop", (data.spec.get("compress") or {}).get("max_metric_drop"))
     if isinstance(drop, (int, float)) and isinstance(comp.get("metric_before"), (int, float)):
         floor = comp["metric_before"] - drop if data.mode == "max" else comp["metric_before"] + drop
         marks.append(svg.Mark(floor, f"allowed drop ({num(drop)})", horizontal=True))

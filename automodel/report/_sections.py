@@ -347,7 +347,7 @@ def best_so_far(data: RunData) -> str | None:
                 tips=[
                     f"trial #{i} {row.get('trial_id')} ({row.get('family')}): {metric} {num(v)}"
                     + (
-                        f" at {num(row.get('time'), 3)} s"
+                        f" after {num(row.get('time'), 3)} s of training"
                         if isinstance(row.get("time"), (int, float))
                         else ""
                     )

@@ -268,6 +268,8 @@ def xy_chart(
             f"<title>{escape(m.label)}</title></line>"
             f'<text x="{x + 3:.1f}" y="{y0 + 12}" font-size="10" fill="{m.color}">{escape(m.label)}</text>'
         )
+    # Points that share a spot share one label.
+    labels: dict[tuple[int, int], tuple[float, float, float, list[str]]] = {}
     for s in series:
         pts = [
             (sx(x), sy(y))
@@ -292,9 +294,18 @@ def xy_chart(
                 _marker(s.end_marker, *pts[-1], s.size, s.color, tips[-1] if tips else s.name)
             )
         for (x, y), text in zip(pts, s.labels or []):
+            labels.setdefault((round(x / 6), round(y / 6)), (x, y, s.size, []))[3].append(text)
+    for x, y, size, texts in labels.values():
+        text = escape(", ".join(texts))
+        if x > x1 - 6 * len(text) - 10:  # near the right edge: write it on the left
             f.parts.append(
-                f'<text x="{x + s.size + 4:.1f}" y="{y + 4:.1f}" font-size="10.5" fill="{INK}">'
-                f"{escape(text)}</text>"
+                f'<text x="{x - size - 4:.1f}" y="{y + 4:.1f}" font-size="10.5" '
+                f'text-anchor="end" fill="{INK}">{text}</text>'
+            )
+        else:
+            f.parts.append(
+                f'<text x="{x + size + 4:.1f}" y="{y + 4:.1f}" font-size="10.5" '
+                f'fill="{INK}">{text}</text>'
             )
     seen, legend = set(), []
     for s in series:

@@ -63,10 +63,35 @@ def _trial_runs_callback(uri: str, experiment: str, metric: str):
     from automodel.search import decode
 
     class TrialRuns(MLflowLoggerCallback):
-        """One MLflow run a trial: run name = trial id; params = family, k and the family's params."""
+        """One MLflow run a trial: run name = trial id; params = family, k and the family's params.
+
+        On ``tune --resume`` a trial that already has a run keeps it: a finished one (whose
+        results the sweep replays) is not logged again, an interrupted one goes on in its run.
+        """
+
+        def setup(self, *args, **kwargs) -> None:
+            super().setup(*args, **kwargs)
+            self._done: set[str] = set()
+
+        def _existing_run(self, trial_id: str):
+            from mlflow.tracking import MlflowClient
+
+            client = MlflowClient(tracking_uri=self.tracking_uri)
+            found = client.search_runs(
+                [self.mlflow_util.experiment_id],
+                filter_string=f"tags.trial_id = '{trial_id}'",
+                max_results=1,
+            )
+            return found[0] if found else None
 
         def log_trial_start(self, trial) -> None:
             if trial in self._trial_runs:
+                return
+            old = self._existing_run(trial.trial_id)
+            if old is not None:
+                self._trial_runs[trial] = old.info.run_id
+                if old.info.status == "FINISHED":
+                    self._done.add(old.info.run_id)
                 return
             family, params, k = decode(trial.config)
             tags = {
@@ -85,18 +110,20 @@ def _trial_runs_callback(uri: str, experiment: str, metric: str):
         def log_trial_result(self, iteration: int, trial, result: dict) -> None:
             if trial not in self._trial_runs:
                 self.log_trial_start(trial)
+            run_id = self._trial_runs[trial]
+            if run_id in self._done:
+                return
             keep = {k: result[k] for k in (metric, *TRIAL_KEYS) if result.get(k) is not None}
             self.mlflow_util.log_metrics(
-                run_id=self._trial_runs[trial],
+                run_id=run_id,
                 metrics_to_log=keep,
                 step=result.get("training_iteration") or iteration,
             )
 
         def log_trial_end(self, trial, failed: bool = False) -> None:
-            if trial in self._trial_runs:
-                self.mlflow_util.end_run(
-                    run_id=self._trial_runs[trial], status="FAILED" if failed else "FINISHED"
-                )
+            run_id = self._trial_runs.get(trial)
+            if run_id is not None and run_id not in self._done:
+                self.mlflow_util.end_run(run_id=run_id, status="FAILED" if failed else "FINISHED")
 
     return TrialRuns(
         tracking_uri=uri, experiment_name=experiment, tags={"automodel.experiment": experiment}

@@ -57,11 +57,15 @@ def test_full_classification_run(tmp_path):
     # Kept k is marked on the feature ranking; compression shows chosen and rejected variants.
     assert "k = 48</b> of 64" in html and "kept k = 48 above" in html
     comp = html.split('data-plot="compression"')[1].split("</svg>")[0]
-    assert "prune0.5+int8" in comp and "metric drop 0.061" in comp
-    assert (
-        '<span class="st chosen">chosen</span>' in html
-        and '<span class="st rejected">rejected</span>' in html
-    )
+    assert "pruned+int8 (chosen)" in comp and "int8 (rejected)" in comp and "drop 0.0611" in comp
+    table = html.split('class="compression"')[1].split("</table>")[0]
+    statuses = re.findall(r"<tr[^>]*><td>([^<]+)</td>.*?class=\"st (\w+)\"", table)
+    assert statuses == [
+        ("float", "baseline"),
+        ("pruned", "qualified"),
+        ("int8", "rejected"),
+        ("pruned+int8", "chosen"),
+    ]
     # Serving numbers, spec, data summary and lineage.
     assert "Ray Serve (HAProxy)" in html and "1,570" in html
     assert "resolved spec.yaml" in html and "quantize: int8" in html
