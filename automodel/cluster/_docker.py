@@ -16,6 +16,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import yaml
+
 from automodel.errors import ArtifactError
 
 PYTHON_TAG = f"py{sys.version_info.major}{sys.version_info.minor}"
@@ -34,7 +36,9 @@ ENV PYTHONUNBUFFERED=1 \\
     PIP_NO_CACHE_DIR=1 \\
     PIP_DISABLE_PIP_VERSION_CHECK=1 \\
     RAY_USAGE_STATS_ENABLED=0 \\
-    PYTHONPATH={app_dir}/src
+    PYTHONPATH={app_dir}/src \\
+    RAY_SERVE_ENABLE_HA_PROXY=1 \\
+    RAY_SERVE_THROUGHPUT_OPTIMIZED=1
 
 # Pinned to the versions the artifact was built and tested with. No torch: serving runs the
 # ONNX model with ONNX Runtime.
@@ -62,8 +66,8 @@ DOCKERIGNORE = """\
 **/.env
 """
 
-# What the container needs at run time; the rest of automodel's dependencies (training, search)
-# are left out to keep the image small.
+# What the Serve app imports at run time (measured: serve_apps.model plus a Predictor's self-test);
+# training and search dependencies (torch, optuna, skl2onnx) stay out of the image.
 SERVE_REQUIREMENTS = (
     "numpy",
     "onnxruntime",
@@ -74,8 +78,7 @@ SERVE_REQUIREMENTS = (
     "pandas",
     "pyarrow",
     "onnx",
-    "skl2onnx",
-    "optuna",
+    "scipy",
 )
 
 
@@ -99,23 +102,17 @@ def pinned_requirements(names=SERVE_REQUIREMENTS) -> list[str]:
     return out
 
 
-def _fallback_serve_config(name: str, port: int) -> str:
-    """A Serve config for ``serve_apps.automodel_app`` when the serve package offers no renderer."""
-    import yaml
+def default_serve_config(artifact_dir: Path, path_in_image: str, port: int | None) -> str:
+    """The Serve config `automodel deploy` writes, pointing at the artifact's path in the image."""
+    from automodel.serve._config import render_deploy_config
 
-    config = {
-        "proxy_location": "EveryNode",
-        "http_options": {"host": "0.0.0.0", "port": port},
-        "applications": [
-            {
-                "name": name,
-                "route_prefix": "/",
-                "import_path": "serve_apps.automodel_app:app",
-                "args": {"artifact": f"{APP_DIR}/artifact"},
-            }
-        ],
-    }
-    return yaml.safe_dump(config, sort_keys=False)
+    return render_deploy_config(
+        artifact_dir,
+        port=port,
+        host="0.0.0.0",
+        path_in_config=path_in_image,
+        file="serve_config.yaml",
+    )
 
 
 def _copy_sources(dst: Path) -> None:
@@ -136,7 +133,7 @@ def write_docker_context(
     out_dir: str | Path,
     *,
     serve_config: str | Callable[[str, int], str] | None = None,
-    port: int = 8000,
+    port: int | None = None,
     tag: str | None = None,
 ) -> Path:
     """Write a Docker build context that serves the artifact in ``artifact_dir``.
@@ -145,8 +142,9 @@ def write_docker_context(
         artifact_dir: an artifact directory (``card.json``, ``model.onnx``, ...).
         out_dir: where to write the context; created, must be empty if it exists.
         serve_config: the Serve config YAML, or a function ``(artifact_path_in_image, port) -> YAML``;
-            default: a config for ``serve_apps.automodel_app:app``.
-        port: the HTTP port Serve listens on in the container.
+            default: what `automodel deploy` writes, for the artifact's path in the image.
+        port: the HTTP port Serve listens on in the container (default: the config's, which
+            is the artifact's ``serve.port``).
         tag: the image tag suggested in the Dockerfile's comment.
 
     Returns:
@@ -165,22 +163,25 @@ def write_docker_context(
         raise ArtifactError(f"--out {out_dir} exists and is not empty; pick a new directory")
     card = json.loads(card_path.read_text())
     name = str(card.get("name") or "model")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    # The config first: rendering it reads (and so checks) the whole artifact before any write.
+    if callable(serve_config):
+        config = serve_config(f"{APP_DIR}/artifact", port or 8000)
+    else:
+        config = serve_config or default_serve_config(artifact_dir, f"{APP_DIR}/artifact", port)
+    if port is None:
+        port = int((yaml.safe_load(config).get("http_options") or {}).get("port", 8000))
 
+    out_dir.mkdir(parents=True, exist_ok=True)
     ignore = shutil.ignore_patterns("auth_token", "*.pem", ".env", "__pycache__")
     shutil.copytree(artifact_dir, out_dir / "artifact", ignore=ignore)
     _copy_sources(out_dir / "src")
-    if callable(serve_config):
-        config = serve_config(f"{APP_DIR}/artifact", port)
-    else:
-        config = serve_config or _fallback_serve_config(name, port)
     (out_dir / "serve_config.yaml").write_text(config)
     (out_dir / "requirements.txt").write_text("\n".join(pinned_requirements()) + "\n")
     (out_dir / "Dockerfile").write_text(
         DOCKERFILE.format(
             name=name,
             port=port,
-            tag=tag or f"{_slug(name)}:{card.get('version', 1)}",
+            tag=tag or _tag(card),
             base_image=base_image(),
             app_dir=APP_DIR,
             automodel_version=__version__,
@@ -188,6 +189,33 @@ def write_docker_context(
     )
     (out_dir / ".dockerignore").write_text(DOCKERIGNORE)
     return out_dir
+
+
+def deploy_docker(args) -> int:
+    """`automodel deploy ARTIFACT --docker [--out DIR]`: write the build context, say how to use it."""
+    import json
+
+    from automodel.serve._config import render_deploy_config
+
+    artifact = Path(args.artifact)
+    out = Path(args.out) if args.out else artifact.resolve().parent / "docker"
+    text = render_deploy_config(
+        artifact,
+        port=args.port,
+        host=args.host or "0.0.0.0",
+        overrides={"name": getattr(args, "name", None)},
+        path_in_config=f"{APP_DIR}/artifact",
+        file="serve_config.yaml",
+    )
+    write_docker_context(artifact, out, serve_config=text)
+    port = yaml.safe_load(text)["http_options"]["port"]
+    tag = _tag(json.loads((artifact / "card.json").read_text()))
+    print(f"wrote {out}: docker build -t {tag} {out} && docker run -p {port}:{port} {tag}")
+    return 0
+
+
+def _tag(card: dict) -> str:
+    return f"{_slug(str(card.get('name') or 'model'))}:{card.get('version', 1)}"
 
 
 def _slug(name: str) -> str:

@@ -28,6 +28,8 @@ def add_deploy_arguments(d: argparse.ArgumentParser) -> None:
     d.add_argument("--port", type=int, help="HTTP port in the config (default: serve.port)")
     d.add_argument("--host", help="bind address in the config (default: 0.0.0.0, every interface)")
     d.add_argument("--name", help="model/application name (default: serve.name, else the card's name)")
+    d.add_argument("--docker", action="store_true",
+                   help="write a Docker build context into --out DIR instead (default: <run>/docker)")
 
 
 def _overrides(args) -> dict:
@@ -45,6 +47,10 @@ def _serve(args) -> int:
 
 
 def _deploy(args) -> int:
+    if args.docker:
+        from automodel.cluster._docker import deploy_docker
+
+        return deploy_docker(args)
     from automodel.serve._config import write_deploy_config
 
     text = write_deploy_config(args.artifact, out=args.out, port=args.port, host=args.host,

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 import ray
@@ -12,7 +15,7 @@ import yaml
 
 from automodel.cluster import launcher_node_types, write_docker_context
 from automodel.errors import ArtifactError
-from tests.conftest import REPO
+from tests.conftest import REPO, run_cli
 
 # A literal credential: a secret-named key given a long value, an AWS key id, a private key block.
 SECRET = re.compile(
@@ -112,19 +115,22 @@ def test_repository_dockerfile_is_pinned_non_root_healthy_and_secret_free():
     assert {".git", "**/auth_token", "automodel_runs"} <= set(ignored)
 
 
-def _fake_artifact(path):
-    """An artifact directory as write_artifact lays it out (the context builder reads only card.json)."""
-    path.mkdir()
-    (path / "card.json").write_text(
-        json.dumps({"name": "iris-tiny", "version": 3, "family": "logistic"})
-    )
-    (path / "model.onnx").write_bytes(b"\x08\x07onnx")
-    (path / "preprocess.json").write_text("{}")
-    return path
+@pytest.fixture(scope="module")
+def artifact(tmp_path_factory):
+    """A real artifact of the tiny spec (logistic on iris), built by the library without Ray."""
+    from automodel.data import load_dataset
+    from automodel.pipeline import build_artifact
+    from automodel.spec import load_spec
+    from automodel.train import train_model
+
+    spec = load_spec(str(REPO / "tests" / "cluster" / "specs" / "tiny.yaml"))
+    data = load_dataset(spec.data)
+    trained = train_model(spec, data, "logistic", {})
+    return build_artifact(spec, data, trained, tmp_path_factory.mktemp("art") / "artifact").path
 
 
-def test_docker_context_for_one_artifact(tmp_path):
-    out = write_docker_context(_fake_artifact(tmp_path / "artifact"), tmp_path / "ctx", port=8080)
+def test_docker_context_for_one_artifact(artifact, tmp_path):
+    out = write_docker_context(artifact, tmp_path / "ctx", port=8080)
     assert sorted(p.name for p in out.iterdir()) == [
         ".dockerignore",
         "Dockerfile",
@@ -133,8 +139,9 @@ def test_docker_context_for_one_artifact(tmp_path):
         "serve_config.yaml",
         "src",
     ]
-    assert (out / "artifact" / "model.onnx").read_bytes() == b"\x08\x07onnx"
+    assert (out / "artifact" / "model.onnx").read_bytes() == (artifact / "model.onnx").read_bytes()
     assert (out / "src" / "automodel" / "serve" / "__init__.py").is_file()
+    assert (out / "src" / "serve_apps" / "model.py").is_file()
     assert not list(out.rglob("__pycache__"))
     ins = _check_dockerfile((out / "Dockerfile").read_text())
     assert dict(ins)["FROM"] == f"rayproject/ray:{ray.__version__}-py311-cpu"
@@ -142,11 +149,41 @@ def test_docker_context_for_one_artifact(tmp_path):
     assert "8080" in dict(ins)["EXPOSE"] and "127.0.0.1:8080/-/healthz" in dict(ins)["HEALTHCHECK"]
     reqs = (out / "requirements.txt").read_text().split()
     assert reqs and all(re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[\w.]+", r) for r in reqs), reqs
-    assert f"ray[serve]=={ray.__version__}" in reqs
+    assert f"ray[serve]=={ray.__version__}" in reqs and not any(r.startswith("torch") for r in reqs)
     config = yaml.safe_load((out / "serve_config.yaml").read_text())
     app = config["applications"][0]
-    assert app["name"] == "iris-tiny" and app["import_path"].startswith("serve_apps.")
+    assert app["name"] == "iris-tiny" and app["import_path"] == "serve_apps.model:app"
+    assert app["args"]["artifact"] == "/home/ray/app/artifact"
     assert config["http_options"] == {"host": "0.0.0.0", "port": 8080}
+    # What the container runs must import from the context alone: src/ on PYTHONPATH.
+    code = "import serve_apps.model, automodel.serve; print(serve_apps.model.__file__)"
+    env = {**os.environ, "PYTHONPATH": str(out / "src")}
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 0 and res.stdout.startswith(str(out / "src")), res.stderr[-2000:]
+
+
+def test_deploy_docker_cli_writes_the_context(artifact, tmp_path):
+    res = run_cli(
+        "deploy", str(artifact), "--docker", "--out", str(tmp_path / "ctx"), "--port", "9000"
+    )
+    assert res.returncode == 0, res.stderr
+    assert "docker build -t iris-tiny:" in res.stdout and "-p 9000:9000" in res.stdout
+    assert "EXPOSE 9000" in (tmp_path / "ctx" / "Dockerfile").read_text()
+    again = run_cli("deploy", str(artifact), "--docker", "--out", str(tmp_path / "ctx"))
+    assert again.returncode == 2 and "not empty" in again.stderr
+
+
+def _fake_artifact(path):
+    path.mkdir()
+    (path / "card.json").write_text(json.dumps({"name": "x"}))
+    return path
 
 
 def test_docker_context_refuses_a_non_artifact_and_a_used_directory(tmp_path):
