@@ -12,6 +12,9 @@ import pandas as pd
 from automodel.metrics import MODES
 from automodel.search._space import decode
 
+COLUMNS = ["trial_id", "family", "iterations", "status", "k", "params", "time_s"]
+REPLAYED_TIME = "replayed_time"  # in a result replayed on resume: seconds the trial trained first time
+
 
 @dataclass
 class SearchResult:
@@ -28,34 +31,38 @@ class SearchResult:
     history: dict[str, list] = field(default_factory=dict)
 
 
-def leaderboard_from(results: Any, metric: str) -> pd.DataFrame:
-    """One row a trial, best first: trial_id, family, <metric>, iterations, status, k, params."""
+def trial_status(status: str, iterations: int, n_steps: int) -> str:
+    """``completed``, ``stopped_early`` (fewer steps than its full fidelity), ``error`` or ``not_started``."""
+    if status == "ERROR":
+        return "error"
+    if iterations == 0:
+        return "not_started"
+    if n_steps and iterations < n_steps:
+        return "stopped_early"
+    return "completed"
+
+
+def leaderboard_from(trials: list, metric: str) -> pd.DataFrame:
+    """One row a trial, best first: trial_id, family, <metric>, iterations, status, k, params, time_s."""
     rows = []
-    for r in results:
-        cfg = r.config or {}
+    for t in trials:
+        cfg = t.config or {}
         if "family" not in cfg.get("grid", cfg):
             continue
         family, params, k = decode(cfg)
-        m = r.metrics or {}
+        m = t.last_result or {}
         iters = int(m.get("training_iteration", 0) or 0)
-        n_steps = int(m.get("n_steps", 0) or 0)
-        if r.error is not None:
-            status = "error"
-        elif iters == 0:
-            status = "not_started"
-        elif n_steps and iters < n_steps:
-            status = "stopped_early"
-        else:
-            status = "completed"
         rows.append({
-            "trial_id": m.get("trial_id") or Path(str(r.path)).name,
+            "trial_id": t.trial_id,
             "family": family,
             metric: m.get(metric),
             "iterations": iters,
-            "status": status,
+            "status": trial_status(t.status, iters, int(m.get("n_steps", 0) or 0)),
             "k": k if k is not None else "",
             "params": json.dumps(params, sort_keys=True, default=str),
-            "time_s": round(float(m.get("time_total_s", 0.0) or 0.0), 2),
+            # a trial replayed on resume trained in the killed run; its time there is what counts
+            "time_s": round(float(m.get(REPLAYED_TIME, m.get("time_total_s", 0.0)) or 0.0), 2),
         })
-    df = pd.DataFrame(rows, columns=["trial_id", "family", metric, "iterations", "status", "k", "params", "time_s"])
-    return df.sort_values(metric, ascending=MODES[metric] == "min", na_position="last").reset_index(drop=True)
+    df = pd.DataFrame(rows, columns=[*COLUMNS[:2], metric, *COLUMNS[2:]])
+    return df.sort_values(metric, ascending=MODES[metric] == "min", na_position="last",
+                          kind="stable").reset_index(drop=True)

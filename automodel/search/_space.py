@@ -33,30 +33,41 @@ class DefineByRun:
 
     Values Optuna cannot hold (lists, such as layer sizes) are suggested by index under
     ``<name>#idx``; they and fixed values come back as constants under their real name.
+    ``flat`` suggests every family's parameters in every trial (only the chosen family's are
+    used): samplers that model only the parameters all trials share (GP) then see all of them.
     """
 
-    def __init__(self, spaces: dict[str, dict[str, Domain]], k_range: tuple[int, int] | None):
+    def __init__(self, spaces: dict[str, dict[str, Domain]], k_range: tuple[int, int] | None, *,
+                 flat: bool = False):
         self.spaces = spaces
         self.k_range = k_range
+        self.flat = flat
 
     def __call__(self, trial: Any) -> dict[str, Any]:
         family = trial.suggest_categorical("family", list(self.spaces))
-        constants = {}
-        for name, d in self.spaces[family].items():
-            key = f"{family}.{name}"
-            if isinstance(d, Fixed):
-                constants[key] = d.value
-            elif isinstance(d, Choice) and _needs_index(d):
-                constants[key] = d.values[trial.suggest_categorical(key + "#idx", list(range(len(d.values))))]
-            elif isinstance(d, Choice):
-                trial.suggest_categorical(key, list(d.values))
-            elif isinstance(d, Int):
-                trial.suggest_int(key, d.low, d.high, log=d.log)
-            else:
-                trial.suggest_float(key, d.low, d.high, log=d.log)
+        constants: dict[str, Any] = {}
+        for fam in (self.spaces if self.flat else [family]):
+            constants.update(_suggest_family(trial, fam, self.spaces[fam]))
         if self.k_range:
             trial.suggest_int("k", *self.k_range)
         return constants
+
+
+def _suggest_family(trial: Any, family: str, space: dict[str, Domain]) -> dict[str, Any]:
+    constants = {}
+    for name, d in space.items():
+        key = f"{family}.{name}"
+        if isinstance(d, Fixed):
+            constants[key] = d.value
+        elif isinstance(d, Choice) and _needs_index(d):
+            constants[key] = d.values[trial.suggest_categorical(key + "#idx", list(range(len(d.values))))]
+        elif isinstance(d, Choice):
+            trial.suggest_categorical(key, list(d.values))
+        elif isinstance(d, Int):
+            trial.suggest_int(key, d.low, d.high, log=d.log)
+        else:
+            trial.suggest_float(key, d.low, d.high, log=d.log)
+    return constants
 
 
 def decode(config: dict[str, Any]) -> tuple[str, dict, int | None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -29,11 +30,32 @@ def _cv_splits(d: Dataset, folds: int, seed: int):
     return [(X[a], y[a], X[b], y[b]) for a, b in splitter.split(X, y)]
 
 
+def fidelity(step: int, n_steps: int, max_steps: int) -> int:
+    """Budget spent after ``step`` of ``n_steps``, in units of ``max_steps`` (what ASHA's rungs count).
+
+    A forest grown in 5 chunks and an MLP trained for 20 epochs both reach 20 at full fidelity,
+    so ASHA compares them at the same share of their budget rather than after the same count of
+    unlike steps (2 chunks of trees against 2 epochs).
+    """
+    return max(1, math.ceil(step * max_steps / max(1, n_steps)))
+
+
 def run_trial(config: dict[str, Any], *, dataset: Dataset, ranking: np.ndarray | None, metric: str,
-              max_steps: int, cv_folds: int, seed: int) -> None:
-    """Report ``metric`` on the validation split (or the CV mean) after every fidelity step."""
-    import torch
+              max_steps: int, cv_folds: int, seed: int, replay: dict[str, list[dict]] | None = None) -> None:
+    """Report ``metric`` on the validation split (or the CV mean) after every fidelity step.
+
+    ``replay`` holds the results of trials a killed sweep had finished: such a trial, restarted
+    by the resumed sweep, reports them again instead of training again.
+    """
     from ray import tune
+
+    done = (replay or {}).get(tune.get_context().get_trial_id())
+    if done is not None:
+        for result in done:
+            tune.report(result)
+        return
+
+    import torch
 
     torch.set_num_threads(1)  # a trial owns one CPU; more threads only fight the other trials
     family, params, k = decode(config)
@@ -49,7 +71,7 @@ def run_trial(config: dict[str, Any], *, dataset: Dataset, ranking: np.ndarray |
     else:
         folds = [(make(), d.X_train, d.y_train, d.X_val, d.y_val)]
     n_steps = folds[0][0].n_steps()
-    for _ in range(n_steps):
+    for step in range(1, n_steps + 1):
         losses, scores = [], []
         for model, Xt, yt, Xv, yv in folds:
             loss = model.step(Xt, yt)
@@ -57,4 +79,4 @@ def run_trial(config: dict[str, Any], *, dataset: Dataset, ranking: np.ndarray |
                 losses.append(loss)
             scores.append(evaluate(model, Xv, yv, metric))
         tune.report({metric: float(np.mean(scores)), "loss": float(np.mean(losses)) if losses else None,
-                     "n_steps": n_steps})
+                     "n_steps": n_steps, "fidelity": fidelity(step, n_steps, max_steps)})
