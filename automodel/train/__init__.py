@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from automodel.data import Dataset
 from automodel.errors import TrainingError
-from automodel.models import FAMILIES
-from automodel.progress import Progress
-from automodel.spec import Spec
-from automodel.train._local import fit_local
 from automodel.train._preflight import check_train_resources
 from automodel.train._result import TrainedModel
+
+if TYPE_CHECKING:  # Ray Train workers import this package: keep pandas & co. out of their start-up
+    from automodel.data import Dataset
+    from automodel.progress import Progress
+    from automodel.spec import Spec
 
 __all__ = ["TrainedModel", "check_train_resources", "train_model"]
 
@@ -41,10 +41,15 @@ def train_model(spec: Spec, dataset: Dataset, family: str, params: dict[str, Any
         TrainingError: ``run_dir/train`` already holds a run, or workers failed more than
             ``train.max_failures`` times.
     """
+    from automodel.models import FAMILIES
+    from automodel.progress import Progress
+
     check_train_resources(spec.train, spec.runtime)
     metric = metric or spec.metric_for(dataset.task)
     progress = progress or Progress(spec.runtime.quiet)
     if FAMILIES[family].kind != "torch":
+        from automodel.train._local import fit_local
+
         return fit_local(dataset, family, params, metric=metric, max_steps=spec.search.max_epochs, seed=spec.data.seed)
 
     from automodel.train._ray import EXPERIMENT, fit_ray

@@ -24,7 +24,7 @@ class RunLedger:
         return len(self.attempts) - 1
 
     def epoch(self, row: dict[str, Any]) -> None:
-        self.rows.append(row)
+        self.rows.append({**row, "t": time.time()})  # arrival: epoch intervals include reporting
 
     def since(self, n_attempts: int, n_rows: int) -> tuple[list[dict], list[dict]]:
         return self.attempts[n_attempts:], self.rows[n_rows:]

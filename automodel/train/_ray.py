@@ -95,12 +95,12 @@ def _fit(spec: Spec, dataset: Dataset, family: str, params: dict[str, Any], *, r
     log = ray.get(ledger.summary.remote())
     ray.kill(ledger)
     wall = time.time() - start
-    epoch_s = [r["time_s"] for r in log["rows"]]
+    epoch_s = _epoch_intervals(log["rows"])
 
     model = FAMILIES[family](dataset.task, dataset.n_features, dataset.n_outputs, resolved,
                              image_shape=dataset.preprocessor.image_shape, seed=spec.data.seed, max_steps=t.epochs)
     model.module_ = model.build_module()
-    model.module_.load_state_dict({k: torch.from_numpy(v) for k, v in out["state_dict"].items()})
+    model.module_.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in out["state_dict"].items()})
     model.module_.eval()
     model.y_scaling_ = config.y_scaling
     model.steps_done_ = out["epochs"]
@@ -113,11 +113,21 @@ def _fit(spec: Spec, dataset: Dataset, family: str, params: dict[str, Any], *, r
         # fixed cost: everything that is not an epoch (Ray Train start-up, data, restarts, shutdown)
         "startup_s": round(log["attempts"][0]["t"] - start, 2) if log["attempts"] else None,
         "epoch_s": round(float(np.median(epoch_s)), 3) if epoch_s else None,
-        "overhead_s": round(wall - sum(epoch_s), 2),
+        "overhead_s": round(wall - sum(r["time_s"] for r in log["rows"]), 2),
         "resumed_after_epoch": [a["resumed_after_epoch"] for a in log["attempts"][1:]],
     }
     state = {k: v.detach().cpu() for k, v in model.module_.state_dict().items()}
     return TrainedModel(model, family, resolved, info, out["history"], state)
+
+
+def _epoch_intervals(rows: list[dict]) -> list[float]:
+    """Seconds between consecutive epochs' ends (training, scoring and reporting); the first
+    epoch of each worker group, which also reads its shard, counts by its own time."""
+    out = []
+    for prev, row in zip([None, *rows], rows):
+        contiguous = prev is not None and row["epoch"] == prev["epoch"] + 1 and not row["restarted"]
+        out.append(row["t"] - prev["t"] if contiguous else row["time_s"])
+    return out
 
 
 def _storage_path(spec: Spec, run_dir: Path) -> str:
