@@ -84,7 +84,11 @@ def compress_artifact(artifact: str | Path | Artifact, options: CompressSpec, *,
             variants.append(_quantized(parent, data, progress))
 
     # ---- gate --------------------------------------------------------------------------------
-    evaluate(baseline, data.X_test, data.y_test, task=task, metric=metric, output=output)
+    try:
+        evaluate(baseline, data.X_test, data.y_test, task=task, metric=metric, output=output)
+    except Exception as exc:  # onnxruntime raises its own types (InvalidGraph, Fail, ...) for a bad model
+        raise ArtifactError(f"{art.onnx_path}: ONNX Runtime cannot run it ({type(exc).__name__}: "
+                            f"{str(exc).strip()[:160]})") from None
     progress("compress", f"float: {metric} {baseline.metric:.4f}, {baseline.size_bytes:,} bytes, "
                          f"{baseline.latency_ms:.3f} ms at batch 1")
     for v in variants:

@@ -128,12 +128,12 @@ def finetune(module: nn.Module, X: np.ndarray, y: np.ndarray, *, task: str, para
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     opt = make_optimizer(module, params.get("optimizer", "adamw"), float(params.get("lr", 1e-3)), 0.0)
-    Xt = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
+    Xt = torch.tensor(X, dtype=torch.float32)  # a copy: the splits may be read-only (shared memory)
     if task == "classification":
-        yt, loss_fn = torch.from_numpy(y.astype(np.int64)), nn.CrossEntropyLoss()
+        yt, loss_fn = torch.tensor(y, dtype=torch.int64), nn.CrossEntropyLoss()
     else:
         mean, std = y_scaling
-        yt, loss_fn = torch.from_numpy(((y - mean) / std).astype(np.float32)), nn.MSELoss()
+        yt, loss_fn = torch.tensor((y - mean) / std, dtype=torch.float32), nn.MSELoss()
     bs = int(params.get("batch_size", 128))
     module.train()
     for _ in range(epochs):
