@@ -55,8 +55,8 @@ def training_section(data: RunData) -> str | None:
         ],
     )
     points = [h for h in history if any(k == "train_loss" or k.startswith("val_") for k in h)]
-    if not points:
-        return facts + note("No per-epoch history was recorded for this model.")
+    if len(points) < 2:
+        return facts + note("This model trains in one fit: there is no per-epoch history to draw.")
     epochs = [float(h.get("epoch", i + 1)) for i, h in enumerate(points)]
     marks = [svg.Mark(e, "worker restart") for e in _restart_epochs(history)]
     loss_keys = [k for k in ("train_loss", "val_loss") if any(h.get(k) is not None for h in points)]

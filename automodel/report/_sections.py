@@ -262,6 +262,8 @@ def _by_trial(data: RunData) -> OrderedDict[str, list[dict[str, Any]]]:
 def learning_curves(data: RunData) -> str | None:
     metric = data.metric
     trials = _by_trial(data)
+    if not data.leaderboard and not trials:
+        return None  # no sweep in this run: the leaderboard section says so
     if not trials or metric is None:
         return note(
             "No learning curves: the sweep's per-iteration results (trials.jsonl) are absent."
@@ -380,6 +382,8 @@ def best_so_far(data: RunData) -> str | None:
 
 def hyperparameters(data: RunData) -> str | None:
     metric, fam = data.metric, data.best_family
+    if not data.leaderboard:
+        return None
     rows = [r for r in data.leaderboard if r.get("family") == fam and r.get(metric) is not None]
     if len(rows) < 2:
         return (

@@ -104,6 +104,8 @@ def test_partial_run_dirs_skip_what_is_absent(tmp_path):
     assert (
         "No leaderboard" in html and "was not compressed" in html and "no confusion matrix" in html
     )
+    assert "No learning curves" not in html and "Hyperparameters" not in html
+    assert "no per-epoch history" in html
     # A torn last line in trials.jsonl (sweep killed mid-write) is a warning, not a failure.
     with (full / "trials.jsonl").open("a") as fh:
         fh.write('{"trial_id": "t0')

@@ -176,12 +176,20 @@ def write_report_of_fake(tmp_path: Path) -> Path:
 
 
 def test_quiet_train_stage_writes_its_report(tmp_path):
-    """`automodel --quiet train`: no progress lines, and the report shows what training has."""
+    """`automodel --quiet train` on a regression: no progress lines, and the report shows what
+    training has, predicted against actual from the artifact's own model."""
     (tmp_path / "spec.yaml").write_text(
-        'name: quiet\ndata: {source: "builtin:iris"}\nmodel: {family: logistic}\ntrain: {num_workers: 1}\n'
+        'name: quiet\ndata: {source: "builtin:diabetes"}\nmodel: {family: logistic}\n'
+        "train: {num_workers: 1}\n"
     )
     r = run_cli("--quiet", "train", "spec.yaml", "--out", "run", cwd=tmp_path, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     assert not re.search(r"^\[\s*\d+\.\ds\] ", r.stderr, re.M), r.stderr
-    html = (tmp_path / "run" / "report.html").read_text()
-    assert "test-metrics" in plots(html) and "No leaderboard" in html
+    assert len(r.stdout.strip().splitlines()) == 1 and r.stdout.startswith("trained logistic")
+    run = tmp_path / "run"
+    evaluation = json.loads((run / "evaluation.json").read_text())
+    assert evaluation["task"] == "regression" and len(evaluation["y_true"]) == evaluation["n"] > 50
+    html = (run / "report.html").read_text()
+    assert (
+        "test-metrics" in plots(html) and "predicted vs actual" in html and "No leaderboard" in html
+    )
