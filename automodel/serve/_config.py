@@ -8,7 +8,7 @@ from typing import Any
 import yaml
 
 from automodel.artifact import read_artifact
-from automodel.serve._settings import model_name, serve_config, serve_settings
+from automodel.serve._settings import serve_config, serve_settings
 
 HEADER = """\
 # Ray Serve config for model {name!r} version {version} (written by `automodel deploy`).
@@ -23,26 +23,79 @@ HEADER = """\
 
 
 def deploy_config(artifact_path: str | Path, *, port: int | None = None, host: str | None = None,
-                  overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The Serve config dict (validated against Ray's ServeDeploySchema)."""
+                  overrides: dict[str, Any] | None = None, path_in_config: str | None = None) -> dict[str, Any]:
+    """The Serve config dict (validated against Ray's ServeDeploySchema).
+
+    ``path_in_config``: where the cluster (or a container image) sees the artifact, when that is
+    not where this machine does.
+    """
     from ray.serve.schema import ServeDeploySchema
 
     artifact = read_artifact(artifact_path)
     settings = serve_settings(artifact, {"port": port, **(overrides or {})})
     config = serve_config(artifact, settings, host=host or "0.0.0.0")
+    if path_in_config is not None:
+        app = config["applications"][0]
+        app["args"]["artifact"] = app["deployments"][0]["user_config"]["artifact"] = str(path_in_config)
     ServeDeploySchema.model_validate(config)
     return config
 
 
+def render_deploy_config(artifact_path: str | Path, *, port: int | None = None, host: str | None = None,
+                         overrides: dict[str, Any] | None = None, path_in_config: str | None = None,
+                         file: str | Path | None = None) -> str:
+    """The YAML text, with a how-to header. ``functools.partial(render_deploy_config, artifact)``
+    called as ``(path_in_image, port)`` is what a Docker build context needs."""
+    config = deploy_config(artifact_path, port=port, host=host, overrides=overrides, path_in_config=path_in_config)
+    app = config["applications"][0]
+    version = read_artifact(artifact_path).version
+    header = HEADER.format(name=app["name"], version=version, file=file or "serve.yaml")
+    return header + yaml.safe_dump(config, sort_keys=False, default_flow_style=False)
+
+
 def write_deploy_config(artifact_path: str | Path, *, out: str | Path | None = None, port: int | None = None,
                         host: str | None = None, overrides: dict[str, Any] | None = None) -> str:
-    """Render the YAML (with a how-to header); write it to ``out`` when given. Returns the text."""
-    config = deploy_config(artifact_path, port=port, host=host, overrides=overrides)
-    artifact = read_artifact(artifact_path)
-    name = model_name(artifact, serve_settings(artifact, overrides))
-    header = HEADER.format(name=name, version=artifact.version, file=out or "serve.yaml")
-    text = header + yaml.safe_dump(config, sort_keys=False, default_flow_style=False)
+    """Render the YAML; write it to ``out`` when given. Returns the text."""
+    text = render_deploy_config(artifact_path, port=port, host=host, overrides=overrides, file=out)
     if out is not None:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(text)
     return text
+
+
+def apply_config(config: dict[str, Any], *, timeout_s: float = 120) -> None:
+    """Deploy ``config`` to the Serve instance of the connected Ray cluster (start Serve if needed),
+    as `serve deploy` does, and wait until its applications run.
+
+    Raises:
+        ServeError: an application failed to deploy or did not become healthy in time.
+    """
+    import time
+
+    from ray import serve
+    from ray.serve._private.api import serve_start
+    from ray.serve.schema import ServeDeploySchema
+
+    from automodel.serve._launch import ServeError
+
+    schema = ServeDeploySchema.model_validate(config)
+    try:
+        client = serve_start(http_options=config.get("http_options"))
+    except Exception:  # Serve already runs with other http_options: they cannot change live
+        client = serve_start()
+    client.deploy_apps(schema)
+    names = [a["name"] for a in config["applications"]]
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        apps = serve.status().applications
+        states = {n: apps[n].status for n in names if n in apps}
+        failed = {n: apps[n].message for n, st in states.items() if st in ("DEPLOY_FAILED", "UNHEALTHY")}
+        if failed:
+            raise ServeError("; ".join(f"{n}: {m.strip().splitlines()[-1][:300] if m else 'failed'}"
+                                       for n, m in failed.items()))
+        if len(states) == len(names) and all(st == "RUNNING" for st in states.values()):
+            # RUNNING can be the previous version's status: wait until no deployment is updating.
+            if all(d.status == "HEALTHY" for n in names for d in apps[n].deployments.values()):
+                return
+        time.sleep(0.5)
+    raise ServeError(f"applications {names} not running after {timeout_s:.0f}s")

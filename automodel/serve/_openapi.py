@@ -42,7 +42,8 @@ def openapi_schema(predictor: Predictor, name: str, *, auth: bool = False) -> di
     prep = predictor.artifact.preprocessor
     cols = [c.name for c in prep.columns]
     value = {c.name: NUMERIC if c.kind == "numeric" else ANY_VALUE for c in prep.columns}
-    optional = {k: ANY_VALUE for k in [*prep.dropped, prep.target] if k not in value}
+    # Dropped columns and the target may ride along in a record (a row of the training file): ignored.
+    optional = {k: {"description": "ignored"} for k in [*prep.dropped, prep.target] if k not in value}
     numeric = all(c.kind == "numeric" for c in prep.columns)
     list_row = {"type": "array", "minItems": len(cols), "maxItems": len(cols),
                 "items": NUMERIC if numeric else ANY_VALUE,
@@ -65,7 +66,7 @@ def openapi_schema(predictor: Predictor, name: str, *, auth: bool = False) -> di
 
     tensor = {"type": "object", "required": ["name", "shape", "datatype"],
               "properties": {"name": {"type": "string"},
-                             "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+                             "shape": {"type": "array", "minItems": 1, "items": {"type": "integer", "minimum": 0}},
                              "datatype": {"type": "string", "enum": DATATYPES},
                              "data": {"type": "array"},
                              "parameters": {"type": "object"}}}
@@ -111,7 +112,8 @@ def openapi_schema(predictor: Predictor, name: str, *, auth: bool = False) -> di
                                 f"inputs: {len(cols)} columns"},
         "paths": paths,
         "components": {"schemas": {
-            "Rows": {"type": "array", "minItems": 1, "items": {"anyOf": [list_row, record_row]}},
+            "Rows": {"oneOf": [{"type": "array", "minItems": 1, "items": list_row, "description": "rows as lists"},
+                               {"type": "array", "minItems": 1, "items": record_row, "description": "rows as records"}]},
             "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
         }},
     }

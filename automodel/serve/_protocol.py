@@ -102,6 +102,25 @@ PREDICT_KEYS = ("features", "instances")
 V1_KEYS = ("instances", "inputs")
 
 
+def _guarded(parse):
+    """A parser bug must not turn odd input into a 5xx: anything unexpected is a 400 naming it."""
+    import functools
+
+    @functools.wraps(parse)
+    def wrapper(*args, **kwargs):
+        try:
+            return parse(*args, **kwargs)
+        except RequestError:
+            raise
+        except RecursionError:
+            raise RequestError(400, "malformed request: nested too deeply") from None
+        except Exception as exc:
+            raise RequestError(400, f"malformed request: {type(exc).__name__}: {str(exc)[:200]}") from None
+
+    return wrapper
+
+
+@_guarded
 def parse_rows_request(body: bytes, keys: tuple[str, ...]) -> tuple[list, bool]:
     """``{"features": [...]}`` / ``{"instances": [...]}`` (+ ``"probabilities": bool``) -> rows."""
     doc = _obj(parse_json(body), "request body")
@@ -143,6 +162,7 @@ class V2Request:
         self.binary_default = binary_default
 
 
+@_guarded
 def parse_v2_request(body: bytes, header_length: str | None, columns: list[str]) -> V2Request:
     """An OIP v2 infer body (JSON, or JSON + binary tensors) -> rows in ``columns`` order.
 
@@ -196,7 +216,7 @@ def _v2_tensor(t: dict, i: int, blob: bytes, offset: int) -> tuple[list, list[in
     shape, dtype = t.get("shape"), t.get("datatype")
     if not isinstance(shape, list) or not shape or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
         raise RequestError(400, f"{where}.shape: expected a list of non-negative integers, got {shape!r}")
-    if dtype not in V2_DTYPES and dtype != "BYTES":
+    if not isinstance(dtype, str) or (dtype not in V2_DTYPES and dtype != "BYTES"):
         raise RequestError(400, f"{where}.datatype: {dtype!r} is not one of {', '.join([*V2_DTYPES, 'BYTES'])}")
     count = int(np.prod(shape))
     params = t.get("parameters") or {}

@@ -8,6 +8,7 @@ deployment (serve_apps/model.py) adapts Starlette requests to it and injects ``i
 from __future__ import annotations
 
 import hmac
+import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import NamedTuple
@@ -29,6 +30,7 @@ from automodel.serve._protocol import (
     v2_response,
 )
 
+logger = logging.getLogger(__name__)
 JSON = "application/json"
 Infer = Callable[[np.ndarray], Awaitable[np.ndarray]]
 # Probes and the schema stay open when a token is set: load balancers and docs carry no token.
@@ -105,6 +107,9 @@ class ModelServer:
             return (await reply) if not isinstance(reply, Reply) else reply
         except RequestError as exc:
             return error_reply(exc.status, exc.message)
+        except Exception as exc:  # a bug or a broken model, never the client's input: log it
+            logger.exception("error answering %s %s", method, path)
+            return error_reply(500, f"internal error: {type(exc).__name__}")
 
     def _not_found(self, method: str, path: str) -> Reply:
         m = _MODEL_PATH.match(path)

@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -44,10 +52,6 @@ def digits_artifact(tmp_path_factory, digits):
     return make_artifact(path, spec, "logistic", {"C": 1.0}, dataset=digits)
 
 
-MIXED_CSV = """age,city,plan,income,churn
-"""
-
-
 @pytest.fixture(scope="session")
 def mixed_artifact(tmp_path_factory):
     """A table with categorical, numeric and missing values: the pandas path of the predictor."""
@@ -70,3 +74,97 @@ def mixed_artifact(tmp_path_factory):
     frame.to_csv(csv, index=False)
     spec = Spec(name="churn", data={"source": str(csv), "target": "churn"})
     return make_artifact(root / "artifact", spec, "logistic")
+
+
+def digits_rows(data, n: int | None = None) -> list[list]:
+    """Raw test rows (lists in column order), as a client sends them."""
+    rows = data.raw_test.drop(columns=[data.preprocessor.target]).to_numpy().tolist()
+    return rows if n is None else rows[:n]
+
+
+class Server:
+    """`automodel serve ARTIFACT` in a subprocess (its own Ray), with what it printed on start."""
+
+    def __init__(self, artifact: Path, *args: str, env: dict | None = None, timeout: float = 240):
+        from automodel.serve._launch import free_port
+
+        self.port = free_port()
+        self.log = Path(artifact).parent / f"serve-{self.port}.log"
+        cmd = [sys.executable, "-m", "automodel.cli", "serve", str(artifact), "--port", str(self.port), *args]
+        full_env = {**os.environ, "RAY_metrics_report_interval_ms": "1000", **(env or {})}
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=open(self.log, "w"), text=True,
+                                     env=full_env, start_new_session=True)
+        self.lines: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+        deadline = time.time() + timeout
+        while not any(line.startswith("serving ") for line in self.lines):
+            if self.proc.poll() is not None or time.time() > deadline:
+                self.kill()
+                raise RuntimeError(f"automodel serve did not start: {self.log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        while not any("ray address" in line for line in self.lines):
+            time.sleep(0.05)
+        self.url = f"http://127.0.0.1:{self.port}"
+        text = "\n".join(self.lines)
+        self.metrics_url = re.search(r"metrics \(Prometheus\): (\S+)", text).group(1)
+        self.ray_address = re.search(r"ray address: (\S+)", text).group(1)
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def replicas(self) -> list[int]:
+        """PIDs of this server's live Serve replica processes (read from /proc)."""
+        from automodel.serve._launch import _alive, _descendants
+
+        out = []
+        for pid in _descendants(self.proc.pid):
+            try:
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+            except OSError:
+                continue
+            if "ServeReplica:" in cmd and _alive(pid):
+                out.append(pid)
+        return sorted(out)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait(30)
+
+
+class Load:
+    """``conns`` keep-alive connections POSTing ``body`` back to back in a thread, until stop()."""
+
+    def __init__(self, url: str, body: bytes, conns: int = 8, headers: dict | None = None):
+        self.url, self.body, self.conns = url, body, conns
+        self.headers = {"content-type": "application/json", **(headers or {})}
+        self.results: list[tuple[float, int, str]] = []  # (time, status or 0, version or error)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
+        self._thread.start()
+
+    async def _main(self) -> None:
+        import httpx
+
+        limits = httpx.Limits(max_connections=self.conns, max_keepalive_connections=self.conns)
+        async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+            async def worker():
+                while not self._stop.is_set():
+                    try:
+                        r = await client.post(self.url, content=self.body, headers=self.headers)
+                        version = r.json().get("version", "") if r.status_code == 200 else r.text[:100]
+                        self.results.append((time.time(), r.status_code, version))
+                    except Exception as exc:  # a dropped connection counts as a failed request
+                        self.results.append((time.time(), 0, type(exc).__name__))
+                        await asyncio.sleep(0.01)
+
+            await asyncio.gather(*(worker() for _ in range(self.conns)))
+
+    def stop(self) -> list[tuple[float, int, str]]:
+        self._stop.set()
+        self._thread.join(60)
+        return self.results

@@ -1,0 +1,58 @@
+"""Deploy (or update) an artifact's Serve application on the cluster this job runs on.
+
+    ray job submit --address http://HEAD:8265 --working-dir . -- \
+        python jobs/deploy.py --artifact /shared/runs/digits/<run>/artifact [--out serve.yaml]
+
+Writes the same Serve config as `automodel deploy` and applies it as `serve deploy` does. Run it
+again with a new artifact of the same model: the replicas load it in place (user_config), so
+no request is dropped and responses name the new version.
+"""
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+# The submitted working directory's automodel wins over an installed one: the job runs the code
+# that was sent.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from automodel.errors import AutomodelError  # noqa: E402
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="jobs/deploy.py", description=__doc__.splitlines()[0])
+    p.add_argument("--artifact", required=True, help="artifact directory, as the cluster's nodes see it")
+    p.add_argument("--out", help="also write the Serve config YAML here")
+    p.add_argument("--port", type=int, help="HTTP port (default: serve.port); fixed once Serve runs")
+    p.add_argument("--address", default=os.environ.get("RAY_ADDRESS", "auto"),
+                   help="Ray cluster to join (default: RAY_ADDRESS, which `ray job submit` sets)")
+    p.add_argument("--no-apply", action="store_true", help="only write the config")
+    args = p.parse_args(argv)
+    try:
+        from automodel.artifact import read_artifact
+        from automodel.serve._config import apply_config, deploy_config, write_deploy_config
+
+        config = deploy_config(args.artifact, port=args.port)
+        app = config["applications"][0]
+        if args.out:
+            write_deploy_config(args.artifact, out=args.out, port=args.port)
+            print(f"[automodel] wrote {args.out}", flush=True)
+        if args.no_apply:
+            return 0
+        import ray
+
+        ray.init(address=args.address, log_to_driver=False, logging_level="WARNING")
+        try:
+            apply_config(config)
+        finally:
+            ray.shutdown()
+        print(f"[automodel] {app['name']} is running version {read_artifact(args.artifact).version}", flush=True)
+        return 0
+    except AutomodelError as exc:
+        print(str(exc), file=sys.stderr, flush=True)
+        return exc.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
