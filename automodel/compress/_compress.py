@@ -55,18 +55,11 @@ def compress_artifact(artifact: str | Path | Artifact, options: CompressSpec, *,
     from automodel.models import FAMILIES
 
     if family in FAMILIES and FAMILIES[family].kind != "torch":
-        reason = SKLEARN_REASON.format(family=family)
         progress("compress", f"{family}: keeping the float model (scikit-learn operators have no int8 kernels)")
-        metric = art.card.get("metric")
-        before = (art.card.get("metrics") or {}).get("test", {}).get(metric)
-        section = {**_request(options), "chosen": "float", "reason": reason, "size_bytes_before": baseline.size_bytes,
-                   "size_bytes_after": baseline.size_bytes, "metric": metric, "metric_before": before,
-                   "metric_after": before, "latency_ms_before": None, "latency_ms_after": None,
-                   "rejected": [], "variants": []}
-        return _write(art, baseline, {**art.card, "compression": section}, target)
+        return _write(art, baseline, {**art.card, "compression": _sklearn_section(art, options, baseline)}, target)
 
     # ---- data: the splits the card was scored on ------------------------------------------------
-    from automodel.compress._source import load_splits, y_scaling
+    from automodel.compress._source import load_module, load_splits, y_scaling
 
     data = dataset if dataset is not None else load_splits(art)
     if data.n_features != art.preprocessor.n_features:
@@ -74,23 +67,25 @@ def compress_artifact(artifact: str | Path | Artifact, options: CompressSpec, *,
                         f"{art.preprocessor.n_features}")
     task, metric, output = art.card["task"], _metric(art), art.output_name
     scaling = y_scaling(art, data)
+    module = load_module(art) if options.prune > 0 else None  # check the weights before any work
 
-    # ---- variants ----------------------------------------------------------------------------
-    variants: list[Variant] = []
-    if options.prune > 0:
-        variants.append(_pruned(art, data, options, scaling, progress))
-    if options.quantize == "int8":
-        for parent in [baseline, *variants]:
-            variants.append(_quantized(parent, data, progress))
-
-    # ---- gate --------------------------------------------------------------------------------
-    try:
+    try:  # first, so a model that cannot run fails before any fine-tuning
         evaluate(baseline, data.X_test, data.y_test, task=task, metric=metric, output=output)
     except Exception as exc:  # onnxruntime raises its own types (InvalidGraph, Fail, ...) for a bad model
         raise ArtifactError(f"{art.onnx_path}: ONNX Runtime cannot run it ({type(exc).__name__}: "
                             f"{str(exc).strip()[:160]})") from None
     progress("compress", f"float: {metric} {baseline.metric:.4f}, {baseline.size_bytes:,} bytes, "
                          f"{baseline.latency_ms:.3f} ms at batch 1")
+
+    # ---- variants ----------------------------------------------------------------------------
+    variants: list[Variant] = []
+    if options.prune > 0:
+        variants.append(_pruned(art, module, data, options, scaling, progress))
+    if options.quantize == "int8":
+        for parent in [baseline, *variants]:
+            variants.append(_quantized(parent, data, progress))
+
+    # ---- gate --------------------------------------------------------------------------------
     for v in variants:
         evaluate(v, data.X_test, data.y_test, task=task, metric=metric, output=output)
     chosen = select(baseline, variants, metric=metric, max_drop=options.max_metric_drop)
@@ -111,7 +106,8 @@ def compress_artifact(artifact: str | Path | Artifact, options: CompressSpec, *,
     }
     if chosen is baseline:
         section["reason"] = ("no variant was requested" if not variants else
-                             "no variant stayed within max_metric_drop" if all(v.reason for v in variants) else
+                             f"no variant stayed within max_metric_drop {options.max_metric_drop:g}"
+                             if all(v.reason for v in variants) else
                              "the float model is the smallest qualifying model")
     card = {**art.card, "compression": section}
     card["params"] = {**card.get("params", {}), **(chosen.params or {})}
@@ -122,8 +118,8 @@ def compress_artifact(artifact: str | Path | Artifact, options: CompressSpec, *,
     return _write(art, chosen, card, target)
 
 
-def _pruned(art: Artifact, data: Dataset, options: CompressSpec, scaling, progress: Progress) -> Variant:
-    """Prune the torch module (magnitude or structured), fine-tune, export."""
+def _pruned(art: Artifact, module, data: Dataset, options: CompressSpec, scaling, progress: Progress) -> Variant:
+    """Prune the trained torch module (magnitude or structured), fine-tune, export."""
     from automodel.compress._prune import (
         finetune,
         magnitude_prune,
@@ -132,10 +128,10 @@ def _pruned(art: Artifact, data: Dataset, options: CompressSpec, scaling, progre
         shrunk_params,
         sparsity,
     )
-    from automodel.compress._source import build_family, load_module
+    from automodel.compress._source import build_family
     from automodel.models import export_onnx
 
-    module, params = load_module(art), None
+    params = None
     if options.structured:
         params = shrunk_params(build_family(art), options.prune)
         module = shrink_into(module, build_family(art, params).build_module()).eval()
@@ -171,6 +167,15 @@ def _quantized(parent: Variant, data: Dataset, progress: Progress) -> Variant:
     progress("compress", f"{name}: {method} int8 quantization")
     return Variant(name, onnx_bytes, prune=parent.prune, structured=parent.structured, quantize="int8",
                    method=method, params=parent.params, state_dict=parent.state_dict, sparsity=parent.sparsity)
+
+
+def _sklearn_section(art: Artifact, options: CompressSpec, baseline: Variant) -> dict:
+    metric = art.card.get("metric")
+    before = (art.card.get("metrics") or {}).get("test", {}).get(metric)
+    return {**_request(options), "chosen": "float", "reason": SKLEARN_REASON.format(family=art.card["family"]),
+            "metric": metric, "size_bytes_before": baseline.size_bytes, "size_bytes_after": baseline.size_bytes,
+            "metric_before": before, "metric_after": before, "latency_ms_before": None, "latency_ms_after": None,
+            "rejected": [], "variants": []}
 
 
 def _request(options: CompressSpec) -> dict:

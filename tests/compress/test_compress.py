@@ -205,7 +205,7 @@ def test_corrupt_artifact_is_a_clear_error(mlp_copy, capsys, how, message):
     from automodel.cli import main
 
     extra = _corrupt(mlp_copy, how)
-    assert main(["compress", str(mlp_copy), *extra]) == 2
+    assert main(["-q", "compress", str(mlp_copy), *extra]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0] and "Traceback" not in err[0], err
 
