@@ -66,7 +66,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any] | None:
     X_mine = torch.from_numpy(np.ascontiguousarray(X_val[mine], dtype=np.float32)).to(device)
     steps = c.steps_per_epoch(world)
     audit = None
-    first_epoch = state["epoch"] + 1
+    # A group that replaces one which died after the stopping epoch's checkpoint trains no more.
+    first_epoch = c.epochs + 1 if state.get("stopped") else state["epoch"] + 1
 
     # ---- the loop
     for epoch in range(first_epoch, c.epochs + 1):
@@ -97,16 +98,16 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any] | None:
         val_score = _validation_score(model, X_mine, y_val, c, world, bf16)
 
         # ---- bookkeeping: best weights, early stopping, history (identical on every worker)
-        if state["best_score"] is None or better(c.metric, val_score, state["best_score"]):
-            state.update(best_score=val_score, best_epoch=epoch, bad_epochs=0)
+        improved = state["best_score"] is None or better(c.metric, val_score, state["best_score"])
+        state["bad_epochs"] = 0 if improved else state["bad_epochs"] + 1
+        if improved or val_score == state["best_score"]:  # a tie: the later epoch has trained longer
+            state.update(best_score=val_score, best_epoch=epoch)
             best = {k: v.detach().to("cpu", copy=True) for k, v in _unwrap(model).state_dict().items()}
-        else:
-            state["bad_epochs"] += 1
         row = {"epoch": epoch, "train_loss": train_loss, f"val_{c.metric}": val_score, "lr": lr,
                "time_s": round(time.time() - t0, 3), "restarted": attempt > 0 and epoch == first_epoch}
         state["history"].append(row)
         state["epoch"] = epoch
-        stop = c.patience is not None and state["bad_epochs"] >= c.patience
+        stop = state["stopped"] = c.patience is not None and state["bad_epochs"] >= c.patience
         if rank == 0:
             c.ledger.epoch.remote(row)
 
