@@ -12,7 +12,7 @@ from automodel.features import top_k
 from automodel.pipeline import build_artifact, make_run_dir, search_callbacks
 from automodel.progress import Progress
 from automodel.report import finish_run, record_features
-from automodel.search import SearchResult, feature_ranking, tune
+from automodel.search import SearchResult, feature_ranking, has_sweep, tune
 from automodel.spec import Spec
 from automodel.train import check_train_resources, train_model
 
@@ -25,6 +25,9 @@ def tune_stage(spec: Spec, out: str | Path | None, *, resume: bool = False) -> S
         raise SearchError("--resume needs --out DIR: the run directory of the sweep to continue")
     if resume and not Path(out).is_dir():
         raise SearchError(f"--resume: {out} does not exist, so it holds no sweep to resume")
+    if resume and not has_sweep(out):  # before Ray starts: say so at once
+        raise SearchError(f"--resume: {out} holds no sweep to resume (no tune/experiment_state-*.json); "
+                          "run `automodel tune SPEC --out DIR` without --resume to start one")
     progress = Progress(spec.runtime.quiet)
     run_dir = Path(out).resolve() if resume else make_run_dir(spec, out)
     dataset = load_dataset(spec.data)
