@@ -40,8 +40,11 @@ def _fit(spec: Spec, dataset: Dataset, family: str, params: dict[str, Any], *, r
          metric: str, progress: Progress) -> TrainedModel:
     import ray
     import torch
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
+
+    # Train V2 by name: `ray.train` picks V1 or V2 when first imported, which may have happened
+    # before automodel.cluster set RAY_TRAIN_V2_ENABLED (e.g. through ray.tune).
+    from ray.train.v2.api.config import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.v2.torch.torch_trainer import TorchTrainer
 
     t = spec.train
     start = time.time()
@@ -84,16 +87,18 @@ def _fit(spec: Spec, dataset: Dataset, family: str, params: dict[str, Any], *, r
     # controller polls workers every RAY_TRAIN_HEALTH_CHECK_INTERVAL_S (2 s by default): with short
     # epochs that wait would dominate. Ray propagates the variable to the controller and workers.
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")
-    with ProgressPoller(ledger, progress, t.epochs, metric):
-        try:
-            result = trainer.fit()
-        except Exception as exc:  # TrainingFailedError: failures beyond train.max_failures
-            log = ray.get(ledger.summary.remote())
-            raise TrainingError(f"training failed after {max(len(log['attempts']) - 1, 0)} restart(s) "
-                                f"(train.max_failures: {t.max_failures}): {_root_cause(exc)}") from exc
-    out = result.return_value
-    log = ray.get(ledger.summary.remote())
-    ray.kill(ledger)
+    try:
+        with ProgressPoller(ledger, progress, t.epochs, metric):
+            try:
+                result = trainer.fit()
+            except Exception as exc:  # TrainingFailedError: failures beyond train.max_failures
+                restarts = max(len(ray.get(ledger.summary.remote())["attempts"]) - 1, 0)
+                raise TrainingError(f"training failed after {restarts} restart(s) (train.max_failures: "
+                                    f"{t.max_failures}): {_root_cause(exc)}") from exc
+        out = result.return_value
+        log = ray.get(ledger.summary.remote())
+    finally:
+        ray.kill(ledger)
     wall = time.time() - start
     epoch_s = _epoch_intervals(log["rows"])
 

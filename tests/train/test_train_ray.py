@@ -78,7 +78,7 @@ def test_two_workers_reach_095_on_disjoint_parquet_shards(undisturbed):
     assert history[-1]["train_loss"] < history[0]["train_loss"] / 3
     assert all(0.0 <= r["val_accuracy"] <= 1.0 and r["restarted"] is False for r in history)
     # Checkpoints live in the run directory; only the best keep_checkpoints (+ the latest) remain.
-    checkpoints = sorted(p.name for p in (out / "train").glob("checkpoint_*"))
+    checkpoints = sorted(p.name for p in (out / "train").glob("checkpoint_epoch*"))
     assert 1 <= len(checkpoints) <= 3, checkpoints
     assert (out / "artifact" / "weights.safetensors").is_file()
     assert "train: epoch" in undisturbed["stderr"]  # progress is visible
@@ -120,7 +120,7 @@ def _kill_after_first_checkpoint(out: Path, killed: list, deadline: float) -> No
     # The controller writes its snapshot once it has registered a checkpoint: from then on a new
     # worker group resumes from it.
     while time.time() < deadline:
-        if list((out / "train").glob("checkpoint_manager_snapshot*")) and list((out / "train").glob("checkpoint_*/")):
+        if list((out / "train").glob("checkpoint_manager_snapshot*")) and list((out / "train").glob("checkpoint_epoch*")):
             workers = _our_train_workers(str(out))
             if workers:
                 os.kill(workers[-1], signal.SIGKILL)
