@@ -254,8 +254,9 @@ def cluster_supply() -> Supply:
     """The connected cluster's supply: alive nodes plus autoscaling node types, where discoverable.
 
     Node types come from the cluster config Ray's autoscaler v2 (KubeRay) stores in the GCS, else
-    from ``$AUTOMODEL_AUTOSCALING_CONFIG`` or ``~/ray_bootstrap_config.yaml`` (the head of a
-    `ray up` cluster, where jobs run). Without either, the alive nodes are the supply.
+    from the autoscaling config file: ``$AUTOMODEL_AUTOSCALING_CONFIG``, the one this cluster's
+    autoscaler runs with, or ``~/ray_bootstrap_config.yaml`` (on the head of a `ray up` cluster,
+    where jobs run). Without any, the alive nodes are the supply.
     """
     import ray
 
@@ -284,14 +285,49 @@ def _from_gcs_config(supply: Supply) -> None:
 
 
 def _from_launcher_config(supply: Supply) -> None:
-    path = Path(os.environ.get(CONFIG_ENV) or BOOTSTRAP_CONFIG).expanduser()
-    if not path.is_file():
+    path = _autoscaling_config_path()
+    if path is None:
         return
-    supply.node_types.extend(launcher_node_types(path))
     import yaml
 
-    supply.max_workers = yaml.safe_load(path.read_text()).get("max_workers")
+    config = yaml.safe_load(path.read_text())
+    supply.node_types.extend(launcher_node_types(config))
+    supply.max_workers = config.get("max_workers")
     supply.source = str(path)
+
+
+def _autoscaling_config_path() -> Path | None:
+    """``$AUTOMODEL_AUTOSCALING_CONFIG``, else the config this cluster's autoscaler was started
+    with (its monitor process runs beside the job drivers, on the head), else the launcher's
+    ``~/ray_bootstrap_config.yaml``."""
+    if os.environ.get(CONFIG_ENV):
+        return Path(os.environ[CONFIG_ENV]).expanduser()
+    path = _monitor_config_path()
+    if path is None:
+        path = Path(BOOTSTRAP_CONFIG).expanduser()
+    return path if path.is_file() else None
+
+
+def _monitor_config_path() -> Path | None:
+    # One machine may run several clusters: take the monitor of the session we are connected to.
+    try:
+        import psutil
+        import ray
+
+        session = ray._private.worker.global_worker.node.session_name
+    except Exception:  # not connected, or Ray internals moved: fall back to the launcher's path
+        return None
+    for proc in psutil.process_iter(["cmdline"]):
+        cmd = proc.info.get("cmdline") or []
+        if not any(arg.endswith("monitor.py") for arg in cmd[:3]):
+            continue
+        args = dict(a.split("=", 1) for a in cmd if a.startswith("--") and "=" in a)
+        # The autoscaler's monitor logs to <session dir>/logs.
+        if Path(args.get("--logs-dir", "")).parent.name == session and args.get(
+            "--autoscaling-config"
+        ):
+            return Path(args["--autoscaling-config"]).expanduser()
+    return None
 
 
 def launcher_node_types(config: str | Path | Mapping) -> list[NodeType]:

@@ -15,6 +15,7 @@ import os
 import secrets
 import shlex
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,8 @@ from automodel.errors import ClusterError
 
 # Exit codes of `automodel submit` (2 stays the code of a user error, as everywhere).
 EXIT_CODES = {"SUCCEEDED": 0, "FAILED": 1, "STOPPED": 3, "PENDING": 4, "RUNNING": 4}
+# How long a submission waits for a freshly started head's job agent.
+AGENT_WAIT_S = 60
 # Never uploaded: run outputs and VCS data (the working directory's .gitignore applies too).
 EXCLUDES = [".git", "automodel_runs", "mlruns", "**/__pycache__", ".pytest_cache", ".ruff_cache"]
 
@@ -155,15 +158,22 @@ def submit(
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     job_id = f"automodel-{spec.name}-{stamp}-{secrets.token_hex(2)}"
     c = client(address)
-    try:
-        c.submit_job(
-            entrypoint=cmd,
-            runtime_env=runtime_env,
-            submission_id=job_id,
-            metadata={"automodel_job": job, "automodel_spec": spec.name},
-        )
-    except RuntimeError as exc:
-        raise ClusterError(f"the cluster rejected job {job_id}: {_first_line(exc)}") from None
+    deadline = time.time() + AGENT_WAIT_S
+    while True:
+        try:
+            c.submit_job(
+                entrypoint=cmd,
+                runtime_env=runtime_env,
+                submission_id=job_id,
+                metadata={"automodel_job": job, "automodel_spec": spec.name},
+            )
+            break
+        except RuntimeError as exc:
+            # A head that has just started has no job agent for a few seconds: wait for it.
+            if "No available agent" in str(exc) and time.time() < deadline:
+                time.sleep(2)
+                continue
+            raise ClusterError(f"the cluster rejected job {job_id}: {_first_line(exc)}") from None
     return Submission(job_id, cmd, api_address(address))
 
 
