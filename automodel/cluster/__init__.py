@@ -1,5 +1,6 @@
 """Cluster: connecting to Ray (token auth included), preflight checks, jobs, submission, images."""
 
+from automodel.cluster._auth import prepare_client_auth
 from automodel.cluster._docker import write_docker_context
 from automodel.cluster._job import job_main
 from automodel.cluster._preflight import (
@@ -25,6 +26,7 @@ __all__ = [
     "job_main",
     "job_status",
     "launcher_node_types",
+    "prepare_client_auth",
     "ray_session",
     "spec_demands",
     "stop_job",

@@ -77,6 +77,10 @@ def _submit(args) -> int:
         return 0
     if not args.spec:
         raise ClusterError("submit needs a SPEC (or --status ID / --stop ID)")
+    if args.resume and args.job != "sweep":
+        raise ClusterError(
+            f"--resume continues a sweep: it needs --job sweep, got --job {args.job}"
+        )
     env = {}
     for item in args.env:
         key, sep, value = item.partition("=")

@@ -112,6 +112,9 @@ def serve_artifact(artifact_path: str | Path, *, port: int | None = None, host: 
         if threading.current_thread() is threading.main_thread() else {}
     import ray
 
+    from automodel.cluster import prepare_client_auth
+
+    prepare_client_auth(starting_local=True)  # token auth on, as Ray does, with a 0600 token file
     t0 = time.time()
     ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
              _metrics_export_port=metrics_port, configure_logging=True, logging_level="WARNING")
