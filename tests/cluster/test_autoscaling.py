@@ -102,7 +102,7 @@ def fake_cluster():
     with _quiet():
         os.killpg(head.pid, signal.SIGTERM)
     try:
-        head.wait(timeout=15)
+        head.wait(timeout=5)  # a graceful drain is not needed here
     except subprocess.TimeoutExpired:
         pass
     with _quiet():

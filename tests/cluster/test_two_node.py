@@ -154,7 +154,7 @@ class TwoNodeCluster:
         for p in reversed(self.procs):  # worker first, then head: both drain gracefully on SIGTERM
             with _quiet():
                 os.killpg(p.pid, signal.SIGTERM)
-        end = time.time() + 15
+        end = time.time() + 5  # a short grace, then SIGKILL: a graceful drain is not needed here
         while time.time() < end and any(p.poll() is None for p in self.procs):
             time.sleep(0.5)
         for p in self.procs:
