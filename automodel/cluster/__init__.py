@@ -11,6 +11,7 @@ from automodel.cluster._preflight import (
     check_resources,
     cluster_supply,
     launcher_node_types,
+    serve_demand,
     spec_demands,
 )
 from automodel.cluster._runtime import ray_session
@@ -28,6 +29,7 @@ __all__ = [
     "launcher_node_types",
     "prepare_client_auth",
     "ray_session",
+    "serve_demand",
     "spec_demands",
     "stop_job",
     "submit",

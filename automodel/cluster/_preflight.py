@@ -183,18 +183,25 @@ def spec_demands(spec, stages: Iterable[str] = ("search", "train")) -> list[Dema
         )
     if "serve" in stages:
         v = spec.serve
-        out.append(
-            Demand(
-                "serve",
-                "serve.min_replicas",
-                "replica",
-                {"CPU": v.num_cpus},
-                max(v.min_replicas, 1),
-                v.max_replicas,
-                "lower serve.min_replicas or serve.num_cpus",
-            )
-        )
+        out.append(serve_demand(v.min_replicas, v.max_replicas, v.num_cpus))
     return out
+
+
+def serve_demand(min_replicas: int, max_replicas: int, num_cpus: float) -> Demand:
+    """What a Serve deployment asks: ``min_replicas`` replicas must fit, ``max_replicas`` may.
+
+    For callers that hold serve settings rather than a spec (an artifact's card):
+    ``check_demands([serve_demand(...)], cluster_supply())``.
+    """
+    return Demand(
+        "serve",
+        "serve.min_replicas",
+        "replica",
+        {"CPU": float(num_cpus)},
+        max(int(min_replicas), 1),
+        int(max_replicas),
+        "lower serve.min_replicas or serve.num_cpus",
+    )
 
 
 def check_demands(demands: list[Demand], supply: Supply) -> list[str]:

@@ -104,3 +104,16 @@ def test_node_types_without_resources_are_not_judged():
     )
     notes = check_demands(spec_demands(_spec()), supply)
     assert any("cannot tell whether train will fit" in n for n in notes)
+
+
+def test_serve_replicas_must_fit_and_extra_ones_only_warn():
+    from automodel.cluster import serve_demand
+
+    two_cpus = Supply([{"CPU": 2.0}])
+    assert check_demands([serve_demand(1, 4, 1.0)], two_cpus) == [
+        "preflight: serve: 2 of 4 replicas {CPU: 1} fit at once; the rest wait"
+    ]
+    with pytest.raises(
+        ResourceError, match=r"serve.min_replicas: serve needs 3 replicas x \{CPU: 1\}"
+    ):
+        check_demands([serve_demand(3, 4, 1.0)], two_cpus)
