@@ -65,7 +65,7 @@ def _run(job: str, args: argparse.Namespace) -> int:
     if args.address:
         spec.runtime.address = args.address
     with ray_session(spec.runtime):
-        # Before loading data or importing torch: fail in seconds, not after a long wait.
+        # Before loading any data: fail in seconds, not after a long wait for resources.
         check_resources(spec, JOB_STAGES[job])
         print(
             f"[automodel] preflight ok ({time.time() - start:.1f} s): {job} of {spec.name!r}",
