@@ -43,6 +43,7 @@ class ModelDeployment:
         self.max_body_bytes = 8 * 1024 * 1024
         self.max_batch_size = 32
         self.inflight = 0
+        self._batch_cap = 0
         self._probe: np.ndarray | None = None
 
     # ---- configuration (first start and every `serve deploy`) -----------------------------------
@@ -60,6 +61,7 @@ class ModelDeployment:
             logger.info("serving %s version %s from %s", server.name, server.version, config["artifact"])
         self.max_body_bytes = int(config.get("max_body_bytes", self.max_body_bytes))
         self.max_batch_size = int(config.get("max_batch_size", self.max_batch_size))
+        self._batch_cap = self.max_batch_size
         self._batched.set_max_batch_size(self.max_batch_size)
         self._batched.set_batch_wait_timeout_s(float(config.get("batch_wait_timeout_s", 0.005)))
         self.config = dict(config)
@@ -72,6 +74,14 @@ class ModelDeployment:
 
     # ---- request path ---------------------------------------------------------------------------
     async def __call__(self, request: Request) -> Response:
+        # Counted from arrival: requests still reading their body are about to want the model too.
+        self.inflight += 1
+        try:
+            return await self._answer(request)
+        finally:
+            self.inflight -= 1
+
+    async def _answer(self, request: Request) -> Response:
         server = self.server
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
@@ -85,18 +95,21 @@ class ModelDeployment:
         path, root = scope["path"], scope.get("root_path", "")
         if root and path.startswith(root):
             path = path[len(root):] or "/"
-        self.inflight += 1
-        try:
-            reply = await server.handle(request.method, path, request.headers, body)
-        finally:
-            self.inflight -= 1
-        return _response(reply)
+        return _response(await server.handle(request.method, path, request.headers, body))
 
     async def infer(self, X: np.ndarray) -> np.ndarray:
-        """Run the model; join a batch only when other requests are in flight to share it with."""
+        """Run the model; join a batch only when other requests are in flight to share it with.
+
+        A batch closes when it holds every request in flight (none left to wait for), when it
+        reaches ``max_batch_size``, or after ``batch_wait_timeout_s``: light load pays no wait.
+        """
         predictor = self.server.predictor
         if self.inflight <= 1 or len(X) >= self.max_batch_size:
             return predictor.run(X)
+        size = min(self.max_batch_size, self.inflight)
+        if size != self._batch_cap:
+            self._batch_cap = size
+            self._batched.set_max_batch_size(size)
         return await self._batched((predictor, X))
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)
