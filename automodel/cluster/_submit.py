@@ -37,8 +37,7 @@ def api_address(address: str | None) -> str:
             "submit needs --address http://HEAD:8265 (the Ray dashboard; for a cluster.yaml cluster "
             "run `ray dashboard cluster.yaml` and use http://127.0.0.1:8265)"
         )
-    if "://" not in address:
-        address = f"http://{address}"
+    # Passed on as given: Ray's client also takes "auto" and GCS addresses (it looks the dashboard up).
     return address
 
 
@@ -47,9 +46,12 @@ def client(address: str | None):
     from ray.exceptions import AuthenticationError
     from ray.job_submission import JobSubmissionClient
 
-    from automodel.cluster._auth import auth_headers
+    from automodel.cluster._auth import auth_headers, prepare_client_auth
 
     url = api_address(address)
+    prepare_client_auth(
+        starting_local=False
+    )  # for "auto" / GCS addresses, looked up through the GCS
     try:
         return JobSubmissionClient(url, headers=auth_headers())
     except AuthenticationError as exc:
