@@ -42,6 +42,9 @@ def main(argv=None) -> int:
             return 0
         import ray
 
+        from automodel.cluster import prepare_client_auth
+
+        prepare_client_auth(starting_local=False)  # a token cluster refuses a driver without it
         ray.init(address=args.address, log_to_driver=False, logging_level="WARNING")
         try:
             apply_config(config)

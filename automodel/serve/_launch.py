@@ -75,6 +75,8 @@ def choose_ingress(requested: str | None, notice: Callable[[str], None]) -> str:
         problem = haproxy_problem()
         if problem is None:
             os.environ.update(FAST_ENV)
+            # HAProxy defaults to 4 threads; more threads than cores only contend.
+            os.environ.setdefault("RAY_SERVE_HAPROXY_NBTHREAD", str(max(1, min(4, os.cpu_count() or 1))))
             for key in PORT_ENV:
                 os.environ.setdefault(key, str(free_port()))
             return "haproxy"

@@ -271,7 +271,7 @@ def test_new_version_replaces_the_old_without_dropping_requests(served, tmp_path
                                  "logistic", {"C": 0.5}, dataset=digits, version=2)
     body = json.dumps({"features": digits_rows(data, 1)}).encode()
     load = Load(f"{server.url}/predict", body, conns=4, headers={"authorization": f"Bearer {TOKEN}"})
-    env = {"RAY_ADDRESS": server.ray_address, "RAY_AUTH_MODE": "token"}
+    env = {"RAY_ADDRESS": server.ray_address}
     import os
 
     proc = subprocess.run([sys.executable, "jobs/deploy.py", "--artifact", str(artifact2.path)], capture_output=True,
