@@ -1,0 +1,150 @@
+"""Serving under changing load: autoscaling 1 -> 2 -> 1 replicas, and a replica killed under load.
+
+`automodel serve` with ``serve: {min_replicas: 1, max_replicas: 2, target_ongoing_requests: 1,
+upscale_delay_s: 1, downscale_delay_s: 4}`` on a digits MLP; 8 closed-loop connections for the
+load. Records when the second replica starts, how many requests fail when a replica process is
+SIGKILLed (and how soon the service answers and the replica is replaced), and when the replica
+count falls back after the load stops.
+
+    python benchmarks/serve_scaling.py [--repeats 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks._results import table, write_section  # noqa: E402
+from benchmarks.serve_throughput import bodies, free_port, make_artifact, stop, wait_answer  # noqa: E402
+
+SETTINGS = {"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 1, "upscale_delay_s": 1.0,
+            "downscale_delay_s": 4.0, "max_ongoing_requests": 16}
+
+
+def replicas(root: int) -> list[int]:
+    from automodel.serve._launch import _alive, _descendants
+
+    out = []
+    for pid in _descendants(root):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"ServeReplica:" in cmd and _alive(pid):
+            out.append(pid)
+    return sorted(out)
+
+
+class Load(threading.Thread):
+    def __init__(self, url: str, body: bytes, conns: int):
+        super().__init__(daemon=True)
+        self.url, self.body, self.conns = url, body, conns
+        self.results: list[tuple[float, int]] = []
+        self.halt = threading.Event()
+        self.start()
+
+    def run(self) -> None:
+        asyncio.run(self._main())
+
+    async def _main(self) -> None:
+        import httpx
+
+        limits = httpx.Limits(max_connections=self.conns, max_keepalive_connections=self.conns)
+        async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+            async def worker():
+                while not self.halt.is_set():
+                    try:
+                        r = await client.post(self.url, content=self.body, headers={"content-type": "application/json"})
+                        self.results.append((time.time(), r.status_code))
+                    except Exception:
+                        self.results.append((time.time(), 0))
+                        await asyncio.sleep(0.01)
+
+            await asyncio.gather(*(worker() for _ in range(self.conns)))
+
+    def finish(self) -> list[tuple[float, int]]:
+        self.halt.set()
+        self.join(60)
+        return self.results
+
+
+def wait_for(cond, timeout: float) -> float | None:
+    start = time.time()
+    while time.time() - start < timeout:
+        if cond():
+            return time.time() - start
+        time.sleep(0.2)
+    return None
+
+
+def scenario(artifact: Path, body: bytes) -> dict:
+    import subprocess
+
+    port = free_port()
+    log = open(Path(tempfile.gettempdir()) / f"bench-scaling-{port}.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "automodel.cli", "serve", str(artifact), "--port", str(port)],
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_answer(port, body)
+        load = Load(f"http://127.0.0.1:{port}/predict", body, conns=8)
+        up = wait_for(lambda: len(replicas(proc.pid)) == 2, 60)
+        time.sleep(3)
+        victim = replicas(proc.pid)[0]
+        t_kill = time.time()
+        os.kill(victim, signal.SIGKILL)
+        replaced = wait_for(lambda: len(r := replicas(proc.pid)) == 2 and victim not in r, 60)
+        time.sleep(max(0.0, 10 - (time.time() - t_kill)))
+        results = load.finish()
+        down = wait_for(lambda: len(replicas(proc.pid)) == 1, 120)
+        after = [r for r in results if r[0] >= t_kill]
+        failed = [r for r in after if r[1] != 200]
+        first_ok = min((t for t, s in after if s == 200), default=float("inf")) - t_kill
+        return {"up_s": up, "down_s": down,
+                "after_kill": len(after), "failed": len(failed), "failed_pct": 100 * len(failed) / max(1, len(after)),
+                "first_ok_s": first_ok, "replaced_s": replaced}
+    finally:
+        stop(proc)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--repeats", type=int, default=2)
+    args = p.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="serve-scaling-"))
+    artifact = make_artifact(tmp)
+    card = json.loads((artifact / "card.json").read_text())
+    card["serve"].update(SETTINGS)
+    (artifact / "card.json").write_text(json.dumps(card))
+    body = bodies()[1]
+    runs = []
+    for i in range(args.repeats):
+        r = scenario(artifact, body)
+        runs.append(r)
+        print(f"run {i + 1}: {r}", flush=True)
+    rows = [[i + 1, f"{r['up_s']:.1f}" if r["up_s"] is not None else "never", r["after_kill"], r["failed"],
+             f"{r['failed_pct']:.2f} %", f"{r['first_ok_s']:.2f}", f"{r['replaced_s']:.1f}" if r["replaced_s"] else "never",
+             f"{r['down_s']:.0f}" if r["down_s"] is not None else "never"] for i, r in enumerate(runs)]
+    body_md = table(["run", "1→2 replicas after load starts (s)", "requests after the kill", "failed",
+                     "failed share", "first success after kill (s)", "replica replaced (s)",
+                     "2→1 after load stops (s)"], rows)
+    notes = ("`automodel serve` (HAProxy ingress) with autoscaling "
+             f"`{json.dumps(SETTINGS)}`, digits MLP, 8 closed-loop keep-alive connections (httpx) of 1-row "
+             "requests; one replica process SIGKILLed 3 s after the second replica came up, load kept "
+             "10 s past the kill. Script: `python benchmarks/serve_scaling.py`.")
+    write_section("serve-scaling", "Serving: autoscaling and a killed replica", notes + "\n\n" + body_md)
+    print(body_md)
+
+
+if __name__ == "__main__":
+    main()
