@@ -6,7 +6,8 @@ Same artifact (a digits MLP exported to ONNX), same preprocessing, same ONNX Run
 * flask     - the seed's deployment step: Flask's built-in server, ``request.get_json()``, numpy
               scaling, ``session.run`` per request, ``jsonify`` (threaded, as ``app.run`` defaults).
 * uvicorn   - a hand-written FastAPI app (pydantic body, ``async def``) on one uvicorn worker.
-* automodel - ``automodel serve ARTIFACT --replicas 1``: Ray Serve, HAProxy ingress, batching.
+* automodel - ``automodel serve ARTIFACT --replicas 1``: Ray Serve, HAProxy ingress, batching;
+              automodel-2 the same with ``--replicas 2`` (one CPU each: the machine's two cores).
 
 Load: wrk on 127.0.0.1 (``-c1`` and ``-c16``; 1-row and 32-row bodies), or, without wrk, a bounded
 asyncio/httpx client. Every server's answers are checked equal before it is timed.
@@ -131,8 +132,9 @@ def free_port() -> int:
 
 
 def start(kind: str, artifact: Path, port: int) -> subprocess.Popen:
-    if kind == "automodel":
-        cmd = [sys.executable, "-m", "automodel.cli", "serve", str(artifact), "--port", str(port), "--replicas", "1"]
+    if kind.startswith("automodel"):
+        replicas = "2" if kind == "automodel-2" else "1"
+        cmd = [sys.executable, "-m", "automodel.cli", "serve", str(artifact), "--port", str(port), "--replicas", replicas]
     else:
         cmd = [sys.executable, __file__, "--run", kind, "--artifact", str(artifact), "--port", str(port)]
     log = open(Path(tempfile.gettempdir()) / f"bench-{kind}-{port}.log", "w")
@@ -236,6 +238,7 @@ def bench(duration: float, repeats: int, artifact: Path | None, kinds: list[str]
     tool = "wrk" if load is load_wrk else "asyncio/httpx closed loop"
     results: dict[tuple[str, int, int], dict] = {}
     reference = None
+    load_before = os.getloadavg()[0]
     for kind in kinds:
         port = free_port()
         proc = start(kind, artifact, port)
@@ -251,14 +254,15 @@ def bench(duration: float, repeats: int, artifact: Path | None, kinds: list[str]
                     best = max(runs, key=lambda r: r["rps"])  # least disturbed by the shared machine
                     best["spread"] = (max(r["rps"] for r in runs) - min(r["rps"] for r in runs)) / best["rps"]
                     results[(kind, conns, rows)] = best
-                    print(f"{kind:9s} c={conns:2d} rows={rows:2d}  {best['rps']:8.0f} req/s  p50 {best['p50']:6.2f} ms  "
+                    print(f"{kind:11s} c={conns:2d} rows={rows:2d}  {best['rps']:8.0f} req/s  p50 {best['p50']:6.2f} ms  "
                           f"p99 {best['p99']:6.2f} ms  errors {best['errors']}  spread {best['spread']:.0%}", flush=True)
         finally:
             stop(proc)
-    report(results, kinds, duration, repeats, tool)
+    report(results, kinds, duration, repeats, tool, (load_before, os.getloadavg()[0]))
 
 
-def report(results: dict, kinds: list[str], duration: float, repeats: int, tool: str) -> None:
+def report(results: dict, kinds: list[str], duration: float, repeats: int, tool: str,
+           loads: tuple[float, float]) -> None:
     rows = []
     for conns in (1, 16):
         for n in (1, 32):
@@ -277,9 +281,12 @@ def report(results: dict, kinds: list[str], duration: float, repeats: int, tool:
              "(64 → 128 → 128 → 10) as ONNX, one ONNX Runtime thread everywhere. flask = the seed's "
              "deployment step (Flask dev server, threaded); uvicorn = FastAPI + pydantic on one uvicorn "
              "worker; automodel = `automodel serve --replicas 1` (Ray Serve 2.60, HAProxy ingress, "
-             "Starlette handler, dynamic batching). Script: `python benchmarks/serve_throughput.py`.")
+             "Starlette handler, dynamic batching), automodel-2 = `--replicas 2`. "
+             "Script: `python benchmarks/serve_throughput.py`. "
+             f"Load average (1 min) before / after: {loads[0]:.1f} / {loads[1]:.1f}"
+             f"{' - the machine was shared with other work' if max(loads) > 2.5 else ''}.")
     print(body)
-    if set(kinds) == {"flask", "uvicorn", "automodel"}:
+    if {"flask", "uvicorn", "automodel"} <= set(kinds):
         write_section("serve", "Serving: Flask (seed) vs bare uvicorn vs automodel serve", notes + "\n\n" + body)
 
 
@@ -290,7 +297,7 @@ def main() -> None:
     p.add_argument("--artifact", help="artifact to serve (default: a digits MLP fitted now)")
     p.add_argument("--duration", type=float, default=10)
     p.add_argument("--repeats", type=int, default=2)
-    p.add_argument("--servers", default="flask,uvicorn,automodel")
+    p.add_argument("--servers", default="flask,uvicorn,automodel,automodel-2")
     args = p.parse_args()
     if args.run == "flask":
         return run_flask(args.artifact, args.port)

@@ -63,9 +63,12 @@ def write_deploy_config(artifact_path: str | Path, *, out: str | Path | None = N
     return text
 
 
-def apply_config(config: dict[str, Any], *, timeout_s: float = 120) -> None:
+def apply_config(config: dict[str, Any], *, timeout_s: float = 120, stop=None) -> bool:
     """Deploy ``config`` to the Serve instance of the connected Ray cluster (start Serve if needed),
     as `serve deploy` does, and wait until its applications run.
+
+    Returns:
+        True once running; False if ``stop`` (a threading.Event) was set first.
 
     Raises:
         ServeError: an application failed to deploy or did not become healthy in time.
@@ -87,6 +90,8 @@ def apply_config(config: dict[str, Any], *, timeout_s: float = 120) -> None:
     names = [a["name"] for a in config["applications"]]
     deadline = time.time() + timeout_s
     while time.time() < deadline:
+        if stop is not None and stop.is_set():
+            return False
         apps = serve.status().applications
         states = {n: apps[n].status for n in names if n in apps}
         failed = {n: apps[n].message for n, st in states.items() if st in ("DEPLOY_FAILED", "UNHEALTHY")}
@@ -96,6 +101,6 @@ def apply_config(config: dict[str, Any], *, timeout_s: float = 120) -> None:
         if len(states) == len(names) and all(st == "RUNNING" for st in states.values()):
             # RUNNING can be the previous version's status: wait until no deployment is updating.
             if all(d.status == "HEALTHY" for n in names for d in apps[n].deployments.values()):
-                return
+                return True
         time.sleep(0.5)
     raise ServeError(f"applications {names} not running after {timeout_s:.0f}s")

@@ -110,7 +110,13 @@ def serve_artifact(artifact_path: str | Path, *, port: int | None = None, host: 
     name = model_name(artifact, settings)
 
     stop = stop or threading.Event()
-    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)} \
+
+    def on_signal(*_):
+        if stop.is_set():  # a second Ctrl-C aborts whatever is still waiting
+            raise KeyboardInterrupt
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)} \
         if threading.current_thread() is threading.main_thread() else {}
     import ray
 
@@ -122,7 +128,8 @@ def serve_artifact(artifact_path: str | Path, *, port: int | None = None, host: 
              _metrics_export_port=metrics_port, configure_logging=True, logging_level="WARNING")
     ours = _descendants(os.getpid())
     try:
-        _deploy(config, settings)
+        if not _deploy(config, stop):
+            return 0
         ours |= _descendants(os.getpid())
         url = f"http://{_display_host(settings.host)}:{settings.port}"
         if not _wait_ready(url, 60, stop):
@@ -155,14 +162,14 @@ def _display_host(host: str) -> str:
     return "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
 
 
-def _deploy(config: dict, settings) -> None:
-    """Deploy the config as `serve run config.yaml` does, and wait until the app runs."""
-    from ray.serve._private.api import serve_start
-    from ray.serve.schema import ServeDeploySchema
+def _deploy(config: dict, stop: threading.Event) -> bool:
+    """Deploy the config as `serve run config.yaml` does; False if stopped before it ran."""
+    from automodel.serve._config import apply_config
 
-    client = serve_start(http_options=config["http_options"])
     try:
-        client.deploy_apps(ServeDeploySchema.model_validate(config), _blocking=True)
+        return apply_config(config, stop=stop)
+    except ServeError:
+        raise
     except Exception as exc:
         raise ServeError(f"the Serve application failed to deploy: {str(exc).strip().splitlines()[-1][:300]}") from None
 

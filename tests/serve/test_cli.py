@@ -10,10 +10,11 @@ import socket
 import pytest
 import yaml
 
+from automodel.cli import main
 from tests.conftest import run_cli
 
 
-def test_deploy_writes_a_config_serve_accepts(digits_artifact, tmp_path):
+def test_deploy_writes_a_config_serve_accepts(digits_artifact, tmp_path, capsys):
     from ray.serve.schema import ServeDeploySchema
 
     artifact, _ = digits_artifact
@@ -33,8 +34,8 @@ def test_deploy_writes_a_config_serve_accepts(digits_artifact, tmp_path):
     assert dep["autoscaling_config"]["max_replicas"] == 4 and dep["max_queued_requests"] == 256
     assert dep["user_config"]["artifact"] == str(artifact.path.resolve())
     # stdout by default, and --name renames the model in the API
-    r = run_cli("deploy", str(artifact.path), "--name", "pixels")
-    assert r.returncode == 0 and "- name: pixels" in r.stdout
+    assert main(["deploy", str(artifact.path), "--name", "pixels"]) == 0
+    assert "- name: pixels" in capsys.readouterr().out
 
 
 def test_app_builder_reads_the_artifacts_serve_section(tmp_path, digits):
@@ -56,19 +57,19 @@ def test_app_builder_reads_the_artifacts_serve_section(tmp_path, digits):
         app({})
 
 
-def test_user_errors_are_one_line_exit_2(digits_artifact, tmp_path, monkeypatch):
+def test_user_errors_are_one_line_exit_2(digits_artifact, tmp_path, monkeypatch, capsys):
     artifact, _ = digits_artifact
     r = run_cli("serve", str(tmp_path / "nope"))
     assert r.returncode == 2 and r.stderr.strip() == f"artifact not found: {tmp_path / 'nope'} is not a directory"
-    r = run_cli("deploy", str(artifact.path), "--port", "0")
-    assert r.returncode == 2 and r.stderr.strip().startswith("spec error: serve.port:")
+    assert main(["deploy", str(artifact.path), "--port", "0"]) == 2
+    assert capsys.readouterr().err.strip().startswith("spec error: serve.port:")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
-        r = run_cli("serve", str(artifact.path), "--port", str(port))
-    assert r.returncode == 2 and f"port {port} on 127.0.0.1 is in use" in r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1
+        assert main(["serve", str(artifact.path), "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert f"port {port} on 127.0.0.1 is in use" in err and len(err.strip().splitlines()) == 1
     # a token variable named in the spec but unset: refuse rather than serve an open API
     locked = tmp_path / "locked"
     shutil.copytree(artifact.path, locked)
@@ -76,5 +77,5 @@ def test_user_errors_are_one_line_exit_2(digits_artifact, tmp_path, monkeypatch)
     card["serve"]["auth_token_env"] = "AUTOMODEL_TEST_UNSET_TOKEN"
     (locked / "card.json").write_text(json.dumps(card))
     monkeypatch.delenv("AUTOMODEL_TEST_UNSET_TOKEN", raising=False)
-    r = run_cli("serve", str(locked))
-    assert r.returncode == 2 and "AUTOMODEL_TEST_UNSET_TOKEN is not set" in r.stderr
+    assert main(["serve", str(locked)]) == 2
+    assert "AUTOMODEL_TEST_UNSET_TOKEN is not set" in capsys.readouterr().err
