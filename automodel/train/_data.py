@@ -17,7 +17,8 @@ import numpy as np
 # a larger one streams from the object store every epoch. Ray Data starts a streaming execution
 # per epoch (about a second here), which dominates epochs of small data.
 DEFAULT_CACHE_MB = 1024
-BLOCK_BYTES = 32 * 2**20
+BLOCK_BYTES = 8 * 2**20
+CHUNK_ROWS = 16384  # rows a streaming worker takes from Ray Data at once, then shuffles locally
 
 
 def cache_limit_bytes() -> int:
@@ -41,7 +42,8 @@ def to_ray_dataset(X: np.ndarray, y: np.ndarray, world: int):
     for idx in np.array_split(np.arange(n), blocks):
         tables.append(pa.table({"X": ArrowTensorArray.from_numpy(np.ascontiguousarray(X[idx], dtype=np.float32)),
                                 "y": y[idx], "row": idx}))
-    return ray.data.from_arrow(tables)
+    # Block order is reshuffled every time the dataset is read, i.e. every epoch of a streaming worker.
+    return ray.data.from_arrow(tables).randomize_block_order()
 
 
 class WorkerRows:
@@ -49,7 +51,7 @@ class WorkerRows:
 
     Cached: the shard is read once, then permuted each epoch with a generator seeded by
     (seed, epoch, rank), so a resumed epoch sees the same order as the one it replaces.
-    Streamed: each epoch iterates the Ray Data shard with a local shuffle buffer.
+    Streamed: each epoch reads the Ray Data shard again, in chunks shuffled locally.
     """
 
     def __init__(self, shard: Any, *, batch_size: int, cache: bool, device: Any, seed: int, rank: int,
@@ -81,23 +83,33 @@ class WorkerRows:
     def batches(self, epoch: int) -> Iterator[tuple[Any, Any]]:
         import torch
 
+        g = torch.Generator().manual_seed(self.seed * 100003 + epoch * 1009 + self.rank)
         if self.cache:
             if self._X is None:
                 self._load()
-            g = torch.Generator().manual_seed(self.seed * 100003 + epoch * 1009 + self.rank)
-            order = torch.randperm(len(self._X), generator=g).to(self.device)
-            for start in range(0, len(order), self.batch_size):
-                idx = order[start : start + self.batch_size]
-                yield self._X[idx], self._y[idx]
+            yield from self._shuffled(self._X, self._y, g)
             return
         record = not self.seen
-        pin = getattr(self.device, "type", "cpu") == "cuda"
-        for batch in self.shard.iter_torch_batches(batch_size=self.batch_size, device=self.device, pin_memory=pin,
-                                                   local_shuffle_buffer_size=max(4 * self.batch_size, 4096),
-                                                   local_shuffle_seed=self.seed * 100003 + epoch):
+        on_gpu = getattr(self.device, "type", "cpu") == "cuda"
+        # Ray Data hands over large chunks (blocks in random order); shuffling and slicing a chunk
+        # here costs far less a step than Ray's per-batch collation and local shuffle buffer.
+        chunk_rows = self.batch_size * max(16, math.ceil(CHUNK_ROWS / self.batch_size))  # whole batches
+        for chunk in self.shard.iter_batches(batch_size=chunk_rows, batch_format="numpy", prefetch_batches=2):
             if record:
-                self.seen.append(batch["row"].cpu().numpy())
-            yield batch["X"].to(torch.float32), self._target(batch["y"])
+                self.seen.append(chunk["row"])
+            X = torch.from_numpy(np.ascontiguousarray(chunk["X"], dtype=np.float32))
+            y = self._target(torch.from_numpy(chunk["y"]))
+            if on_gpu:
+                X, y = X.pin_memory().to(self.device, non_blocking=True), y.pin_memory().to(self.device, non_blocking=True)
+            yield from self._shuffled(X, y, g)
+
+    def _shuffled(self, X, y, g) -> Iterator[tuple[Any, Any]]:
+        import torch
+
+        order = torch.randperm(len(X), generator=g).to(X.device)
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            yield X[idx], y[idx]
 
     def seen_rows(self) -> np.ndarray:
         return np.concatenate(self.seen) if self.seen else np.zeros(0, np.int64)
