@@ -54,9 +54,9 @@ def build_artifact(spec: Spec, dataset: Dataset, trained: TrainedModel, path: Pa
     """Export the trained model to ONNX and write the artifact with its card."""
     metric = spec.metric_for(dataset.task)
     onnx_bytes, output = trained.model.to_onnx()
-    # the row of the weights that were kept (Ray Train keeps the best epoch's, not the last)
-    best = trained.info.get("best_epoch")
-    val = next((r for r in trained.history if r.get("epoch") == best), trained.history[-1]) if trained.history else {}
+    # the row of the weights that were kept (early stopping keeps the best epoch's, not the last)
+    kept = trained.info.get("kept_epoch")
+    val = next((r for r in trained.history if r.get("epoch") == kept), trained.history[-1]) if trained.history else {}
     card = {
         "name": spec.model_name,
         "task": dataset.task,

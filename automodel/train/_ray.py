@@ -111,7 +111,8 @@ def _fit(spec: Spec, dataset: Dataset, family: str, params: dict[str, Any], *, r
     model.steps_done_ = out["epochs"]
     info = {
         "workers": world, "use_gpu": t.use_gpu, "epochs": out["epochs"], "restarts": len(log["attempts"]) - 1,
-        "wall_s": round(wall, 2), "backend": "ray_train", "best_epoch": out["best_epoch"],
+        "wall_s": round(wall, 2), "backend": "ray_train", "kept_epoch": out["kept_epoch"],
+        "stopped_early": out["stopped_early"],
         "batch_size": config.batch_size, "optimizer": config.optimizer, "lr": config.lr,
         "lr_schedule": t.lr_schedule, "device": out["device"], "bf16": out["bf16"], "data": out["data"],
         "shards": out["shards"],
