@@ -36,24 +36,52 @@ def run(label: str, spec_text: str | None) -> list:
             raise SystemExit(f"{label}: exit {proc.returncode}\n{proc.stderr[-2000:]}")
         card = json.loads(Path(tmp, "run/artifact/card.json").read_text())
     train = card["train"]
-    row = [label, wall, card["family"], card["metrics"]["test"]["accuracy"], train.get("backend", "local"),
-           train["workers"], train["epochs"], train["wall_s"], train.get("startup_s", "-"), load]
+    row = [
+        label,
+        wall,
+        card["family"],
+        card["metrics"]["test"]["accuracy"],
+        train.get("backend", "local"),
+        train["workers"],
+        train["epochs"],
+        train["wall_s"],
+        train.get("startup_s", "-"),
+        load,
+    ]
     print(row, flush=True)
     return row
 
 
 def main() -> None:
-    rows = [run("`automodel run` (quickstart)", None),
-            run("quickstart, search.families: [mlp, cnn]", "name: digits\nsearch: {families: [mlp, cnn]}\n")]
-    header = ["run", "wall s", "winner", "test accuracy", "retrain on", "workers", "epochs", "retrain s",
-              "Ray Train start-up s", "load avg at start"]
+    rows = [
+        run("`automodel run` (quickstart)", None),
+        run(
+            "quickstart, search.families: [mlp, cnn]",
+            "name: digits\nsearch: {families: [mlp, cnn]}\n",
+        ),
+    ]
+    header = [
+        "run",
+        "wall s",
+        "winner",
+        "test accuracy",
+        "retrain on",
+        "workers",
+        "epochs",
+        "retrain s",
+        "Ray Train start-up s",
+        "load avg at start",
+    ]
     body = table(header, rows)
     print(body)
-    write_section("quickstart", "Quickstart end to end (`automodel run`)",
-                  "`python benchmarks/train_quickstart.py`: the real CLI in a subprocess, wall time from start "
-                  "to exit (Ray start, search, final retrain, export, report). The second run limits the search "
-                  "to torch families so the retrain is the 2-worker Ray Train path. The machine was shared with "
-                  "other work (load average in the table; 2 cores).\n\n" + body)
+    write_section(
+        "quickstart",
+        "Quickstart end to end (`automodel run`)",
+        "`python benchmarks/train_quickstart.py`: the real CLI in a subprocess, wall time from start "
+        "to exit (Ray start, search, final retrain, export, report). The second run limits the search "
+        "to torch families so the retrain is the 2-worker Ray Train path. The machine was shared with "
+        "other work (load average in the table; 2 cores).\n\n" + body,
+    )
 
 
 if __name__ == "__main__":

@@ -22,8 +22,16 @@ if TYPE_CHECKING:  # Ray Train workers import this package: keep pandas & co. ou
 __all__ = ["TrainedModel", "check_train_resources", "train_model"]
 
 
-def train_model(spec: Spec, dataset: Dataset, family: str, params: dict[str, Any], *, run_dir: str | Path | None = None,
-                metric: str | None = None, progress: Progress | None = None) -> TrainedModel:
+def train_model(
+    spec: Spec,
+    dataset: Dataset,
+    family: str,
+    params: dict[str, Any],
+    *,
+    run_dir: str | Path | None = None,
+    metric: str | None = None,
+    progress: Progress | None = None,
+) -> TrainedModel:
     """Train ``family`` with ``params`` on ``dataset`` as ``spec.train`` says.
 
     Args:
@@ -50,14 +58,25 @@ def train_model(spec: Spec, dataset: Dataset, family: str, params: dict[str, Any
     if FAMILIES[family].kind != "torch":
         from automodel.train._local import fit_local
 
-        return fit_local(dataset, family, params, metric=metric, max_steps=spec.search.max_epochs, seed=spec.data.seed)
+        return fit_local(
+            dataset,
+            family,
+            params,
+            metric=metric,
+            max_steps=spec.search.max_epochs,
+            seed=spec.data.seed,
+        )
 
     from automodel.train._ray import EXPERIMENT, fit_ray
 
     if run_dir is None:
         with tempfile.TemporaryDirectory(prefix="automodel-train-") as tmp:
-            return fit_ray(spec, dataset, family, params, run_dir=tmp, metric=metric, progress=progress)
+            return fit_ray(
+                spec, dataset, family, params, run_dir=tmp, metric=metric, progress=progress
+            )
     existing = Path(run_dir) / EXPERIMENT
     if existing.is_dir() and any(existing.iterdir()):
-        raise TrainingError(f"{existing} already holds a training run; choose another --out or remove it")
+        raise TrainingError(
+            f"{existing} already holds a training run; choose another --out or remove it"
+        )
     return fit_ray(spec, dataset, family, params, run_dir=run_dir, metric=metric, progress=progress)

@@ -46,8 +46,15 @@ class LoopConfig:
 
     def family_instance(self) -> Family:
         """An unfitted instance of the family with the resolved params (builds the same module)."""
-        return FAMILIES[self.family](self.task, self.n_features, self.n_outputs, self.params,
-                                     image_shape=self.image_shape, seed=self.seed, max_steps=self.epochs)
+        return FAMILIES[self.family](
+            self.task,
+            self.n_features,
+            self.n_outputs,
+            self.params,
+            image_shape=self.image_shape,
+            seed=self.seed,
+            max_steps=self.epochs,
+        )
 
     def worker_batch(self, world: int) -> int:
         return max(1, math.ceil(self.batch_size / world))

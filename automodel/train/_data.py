@@ -40,8 +40,17 @@ def to_ray_dataset(X: np.ndarray, y: np.ndarray, world: int):
     blocks = min(n, max(2 * world, math.ceil(n * row_bytes(X.shape[1]) / BLOCK_BYTES)))
     tables = []
     for idx in np.array_split(np.arange(n), blocks):
-        tables.append(pa.table({"X": ArrowTensorArray.from_numpy(np.ascontiguousarray(X[idx], dtype=np.float32)),
-                                "y": y[idx], "row": idx}))
+        tables.append(
+            pa.table(
+                {
+                    "X": ArrowTensorArray.from_numpy(
+                        np.ascontiguousarray(X[idx], dtype=np.float32)
+                    ),
+                    "y": y[idx],
+                    "row": idx,
+                }
+            )
+        )
     # Block order is reshuffled every time the dataset is read, i.e. every epoch of a streaming worker.
     return ray.data.from_arrow(tables).randomize_block_order()
 
@@ -54,8 +63,18 @@ class WorkerRows:
     Streamed: each epoch reads the Ray Data shard again, in chunks shuffled locally.
     """
 
-    def __init__(self, shard: Any, *, batch_size: int, cache: bool, device: Any, seed: int, rank: int,
-                 task: str, y_scaling: tuple[float, float]):
+    def __init__(
+        self,
+        shard: Any,
+        *,
+        batch_size: int,
+        cache: bool,
+        device: Any,
+        seed: int,
+        rank: int,
+        task: str,
+        y_scaling: tuple[float, float],
+    ):
         self.shard, self.batch_size, self.cache, self.device = shard, batch_size, cache, device
         self.seed, self.rank, self.task, self.y_scaling = seed, rank, task, y_scaling
         self.seen: list[np.ndarray] = []  # row indices read in this attempt's first epoch
@@ -72,7 +91,9 @@ class WorkerRows:
     def _load(self) -> None:
         import torch
 
-        parts = list(self.shard.iter_batches(batch_size=65536, batch_format="numpy", prefetch_batches=2))
+        parts = list(
+            self.shard.iter_batches(batch_size=65536, batch_format="numpy", prefetch_batches=2)
+        )
         rows = np.concatenate([p["row"] for p in parts]) if parts else np.zeros(0, np.int64)
         self.seen.append(rows)
         X = np.concatenate([p["X"] for p in parts]) if parts else np.zeros((0, 0), np.float32)
@@ -93,14 +114,19 @@ class WorkerRows:
         on_gpu = getattr(self.device, "type", "cpu") == "cuda"
         # Ray Data hands over large chunks (blocks in random order); shuffling and slicing a chunk
         # here costs far less a step than Ray's per-batch collation and local shuffle buffer.
-        chunk_rows = self.batch_size * max(16, math.ceil(CHUNK_ROWS / self.batch_size))  # whole batches
-        for chunk in self.shard.iter_batches(batch_size=chunk_rows, batch_format="numpy", prefetch_batches=2):
+        chunk_rows = self.batch_size * max(16, math.ceil(CHUNK_ROWS / self.batch_size))
+        for chunk in self.shard.iter_batches(
+            batch_size=chunk_rows, batch_format="numpy", prefetch_batches=2
+        ):
             if record:
                 self.seen.append(chunk["row"])
             X = torch.from_numpy(np.ascontiguousarray(chunk["X"], dtype=np.float32))
             y = self._target(torch.from_numpy(chunk["y"]))
             if on_gpu:
-                X, y = X.pin_memory().to(self.device, non_blocking=True), y.pin_memory().to(self.device, non_blocking=True)
+                X, y = (
+                    X.pin_memory().to(self.device, non_blocking=True),
+                    y.pin_memory().to(self.device, non_blocking=True),
+                )
             yield from self._shuffled(X, y, g)
 
     def _shuffled(self, X, y, g) -> Iterator[tuple[Any, Any]]:
@@ -134,8 +160,12 @@ def shard_audit(seen: np.ndarray, n_rows: int, world: int, device: Any) -> dict[
     else:
         sizes[0] = len(seen)
     counts = counts.cpu()
-    return {"rows_per_worker": [int(s) for s in sizes.cpu()], "rows": n_rows,
-            "rows_covered": int((counts > 0).sum()), "rows_overlap": int((counts > 1).sum())}
+    return {
+        "rows_per_worker": [int(s) for s in sizes.cpu()],
+        "rows": n_rows,
+        "rows_covered": int((counts > 0).sum()),
+        "rows_overlap": int((counts > 1).sum()),
+    }
 
 
 __all__ = ["WorkerRows", "cache_limit_bytes", "row_bytes", "shard_audit", "to_ray_dataset"]

@@ -37,11 +37,19 @@ class ProgressPoller:
     """Prints the ledger's news while ``trainer.fit()`` runs (a daemon thread on the driver)."""
 
     def __init__(self, ledger: Any, progress: Any, epochs: int, metric: str, every_s: float = 1.0):
-        self.ledger, self.progress, self.epochs, self.metric, self.every_s = ledger, progress, epochs, metric, every_s
+        self.ledger, self.progress, self.epochs, self.metric, self.every_s = (
+            ledger,
+            progress,
+            epochs,
+            metric,
+            every_s,
+        )
         self.n_attempts = self.n_rows = 0
         self.stride = max(1, epochs // 10)
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="automodel-train-progress", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name="automodel-train-progress", daemon=True
+        )
 
     def __enter__(self) -> ProgressPoller:
         self._thread.start()
@@ -66,14 +74,20 @@ class ProgressPoller:
         for a in attempts:
             self.n_attempts += 1
             if self.n_attempts > 1:
-                self.progress("train", f"worker group restarted (restart {self.n_attempts - 1}); "
-                                       f"resuming after epoch {a['resumed_after_epoch']}")
+                self.progress(
+                    "train",
+                    f"worker group restarted (restart {self.n_attempts - 1}); "
+                    f"resuming after epoch {a['resumed_after_epoch']}",
+                )
         for row in rows:
             self.n_rows += 1
             e = row["epoch"]
             if e == 1 or e % self.stride == 0 or e == self.epochs or row.get("restarted"):
-                self.progress("train", f"epoch {e}/{self.epochs}  train_loss {row['train_loss']:.4f}  "
-                                       f"val {self.metric} {row[f'val_{self.metric}']:.4f}  ({row['time_s']:.1f}s)")
+                self.progress(
+                    "train",
+                    f"epoch {e}/{self.epochs}  train_loss {row['train_loss']:.4f}  "
+                    f"val {self.metric} {row[f'val_{self.metric}']:.4f}  ({row['time_s']:.1f}s)",
+                )
 
 
 __all__ = ["ProgressPoller", "RunLedger"]

@@ -58,9 +58,16 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any] | None:
     attempt = ray.get(c.ledger.begin.remote(state["epoch"])) if rank == 0 else 0
 
     # ---- data: this worker's share of the training rows (Ray Data), its slice of validation
-    rows = WorkerRows(ray.train.get_dataset_shard("train"), batch_size=c.worker_batch(world),
-                      cache=c.cache_shard, device=device, seed=c.seed, rank=rank, task=c.task,
-                      y_scaling=c.y_scaling)
+    rows = WorkerRows(
+        ray.train.get_dataset_shard("train"),
+        batch_size=c.worker_batch(world),
+        cache=c.cache_shard,
+        device=device,
+        seed=c.seed,
+        rank=rank,
+        task=c.task,
+        y_scaling=c.y_scaling,
+    )
     X_val, y_val = ray.get(c.val)
     mine = np.array_split(np.arange(len(X_val)), world)[rank]
     X_mine = torch.from_numpy(np.ascontiguousarray(X_val[mine], dtype=np.float32)).to(device)
@@ -72,12 +79,15 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any] | None:
     # ---- the loop
     for epoch in range(first_epoch, c.epochs + 1):
         t0 = time.time()
-        torch.manual_seed(c.seed * 100003 + epoch * 1009 + rank)  # dropout repeats if the epoch is redone
+        # dropout: the same draws if this epoch is redone after a restart
+        torch.manual_seed(c.seed * 100003 + epoch * 1009 + rank)
         model.train()
         loss_sum, seen = torch.zeros((), dtype=torch.float64, device=device), 0  # no per-step sync
         lr = c.lr
         for i, (xb, yb) in enumerate(rows.batches(epoch)):
-            lr = c.lr * lr_factor(epoch - 1 + (i + 1) / steps, c.epochs, c.warmup_epochs, c.lr_schedule)
+            lr = c.lr * lr_factor(
+                epoch - 1 + (i + 1) / steps, c.epochs, c.warmup_epochs, c.lr_schedule
+            )
             for group in optimizer.param_groups:
                 group["lr"] = lr
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
@@ -90,9 +100,12 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any] | None:
             optimizer.step()
             loss_sum += loss.detach().double() * len(yb)
             seen += len(yb)
-        if epoch == first_epoch:  # which rows each worker read: a collective, so every rank calls it
+        # which rows each worker read: a collective, so every rank calls it
+        if epoch == first_epoch:
             audit = shard_audit(rows.seen_rows(), c.train_rows, world, device)
-        totals = torch.stack([loss_sum, torch.tensor(float(seen), dtype=torch.float64, device=device)])
+        totals = torch.stack(
+            [loss_sum, torch.tensor(float(seen), dtype=torch.float64, device=device)]
+        )
         loss_total, rows_total = _sum_over_workers(totals, world)
         train_loss = float(loss_total / max(rows_total, 1.0))
         val_score = _validation_score(model, X_mine, y_val, c, world, bf16)
@@ -100,11 +113,20 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any] | None:
         # ---- bookkeeping: best weights, early stopping, history (identical on every worker)
         improved = state["best_score"] is None or better(c.metric, val_score, state["best_score"])
         state["bad_epochs"] = 0 if improved else state["bad_epochs"] + 1
-        if improved or val_score == state["best_score"]:  # a tie: the later epoch has trained longer
+        # a tie keeps the later epoch: it has trained longer
+        if improved or val_score == state["best_score"]:
             state.update(best_score=val_score, best_epoch=epoch)
-            best = {k: v.detach().to("cpu", copy=True) for k, v in _unwrap(model).state_dict().items()}
-        row = {"epoch": epoch, "train_loss": train_loss, f"val_{c.metric}": val_score, "lr": lr,
-               "time_s": round(time.time() - t0, 3), "restarted": attempt > 0 and epoch == first_epoch}
+            best = {
+                k: v.detach().to("cpu", copy=True) for k, v in _unwrap(model).state_dict().items()
+            }
+        row = {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            f"val_{c.metric}": val_score,
+            "lr": lr,
+            "time_s": round(time.time() - t0, 3),
+            "restarted": attempt > 0 and epoch == first_epoch,
+        }
         state["history"].append(row)
         state["epoch"] = epoch
         stop = state["stopped"] = c.patience is not None and state["bad_epochs"] >= c.patience
@@ -120,8 +142,11 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any] | None:
             if rank == 0:
                 with tempfile.TemporaryDirectory() as tmp:
                     save_checkpoint(Path(tmp), _unwrap(model), optimizer, best, state)
-                    ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp),
-                                     checkpoint_dir_name=name)
+                    ray.train.report(
+                        metrics,
+                        checkpoint=ray.train.Checkpoint.from_directory(tmp),
+                        checkpoint_dir_name=name,
+                    )
             else:
                 ray.train.report(metrics, checkpoint_dir_name=name)
         if stop:
@@ -133,12 +158,21 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any] | None:
     # last ones (the end of the learning-rate schedule): on digits they scored better on the test
     # split than the epoch a small validation split picks.
     stopped = bool(state.get("stopped"))
-    kept = best if stopped else {k: v.detach().cpu() for k, v in _unwrap(model).state_dict().items()}
+    kept = (
+        best if stopped else {k: v.detach().cpu() for k, v in _unwrap(model).state_dict().items()}
+    )
     # Ray refuses tensors in a return value; numpy arrays travel fine.
-    return {"state_dict": {k: v.numpy() for k, v in kept.items()}, "history": state["history"],
-            "epochs": state["epoch"], "kept_epoch": state["best_epoch"] if stopped else state["epoch"],
-            "stopped_early": stopped, "shards": audit, "device": str(device), "bf16": bf16,
-            "data": "cached" if c.cache_shard else "streamed"}
+    return {
+        "state_dict": {k: v.numpy() for k, v in kept.items()},
+        "history": state["history"],
+        "epochs": state["epoch"],
+        "kept_epoch": state["best_epoch"] if stopped else state["epoch"],
+        "stopped_early": stopped,
+        "shards": audit,
+        "device": str(device),
+        "bf16": bf16,
+        "data": "cached" if c.cache_shard else "streamed",
+    }
 
 
 # ---- helpers -----------------------------------------------------------------------------------
@@ -156,7 +190,9 @@ def _sum_over_workers(t, world: int):
     return t.cpu().numpy()
 
 
-def _validation_score(model, X_mine, y_val: np.ndarray, c: LoopConfig, world: int, bf16: bool) -> float:
+def _validation_score(
+    model, X_mine, y_val: np.ndarray, c: LoopConfig, world: int, bf16: bool
+) -> float:
     """Each worker predicts its slice of the validation rows; all score the gathered whole."""
     import torch
     import torch.distributed as dist
@@ -184,8 +220,10 @@ def save_checkpoint(path: Path, module, optimizer, best: dict | None, state: dic
     """State dicts only (torch.save, read back with weights_only=True) plus a JSON state file."""
     import torch
 
-    torch.save({"model": module.state_dict(), "optimizer": optimizer.state_dict(), "best": best},
-               path / "weights.pt")
+    torch.save(
+        {"model": module.state_dict(), "optimizer": optimizer.state_dict(), "best": best},
+        path / "weights.pt",
+    )
     (path / "state.json").write_text(json.dumps(state))
 
 

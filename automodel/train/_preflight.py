@@ -21,8 +21,10 @@ def check_train_resources(train: TrainSpec, runtime: RuntimeSpec) -> None:
     """
     for key in train.resources_per_worker:
         if key.lower() in ("cpu", "gpu") and key not in ("CPU", "GPU"):
-            raise SpecError("train.resources_per_worker",
-                            f"Ray names these resources 'CPU' and 'GPU' (upper case), got {key!r}")
+            raise SpecError(
+                "train.resources_per_worker",
+                f"Ray names these resources 'CPU' and 'GPU' (upper case), got {key!r}",
+            )
     if runtime.address is not None:
         return
     gpus_each = train.resources_per_worker.get("GPU", 1.0) if train.use_gpu else 0.0

@@ -25,19 +25,37 @@ from automodel.train._result import TrainedModel
 EXPERIMENT = "train"
 
 
-def fit_ray(spec: Spec, dataset: Dataset, family: str, params: dict[str, Any], *, run_dir: str | Path,
-            metric: str, progress: Progress) -> TrainedModel:
+def fit_ray(
+    spec: Spec,
+    dataset: Dataset,
+    family: str,
+    params: dict[str, Any],
+    *,
+    run_dir: str | Path,
+    metric: str,
+    progress: Progress,
+) -> TrainedModel:
     """Train a torch family with Ray Train's TorchTrainer on ``spec.train.num_workers`` workers.
 
     Checkpoints go to ``<run_dir>/train`` (or ``<runtime.storage>/...`` when that is a URI, as a
     multi-node cluster needs); a worker lost mid-run restarts the group from the last one.
     """
     with ray_session(spec.runtime):
-        return _fit(spec, dataset, family, params, run_dir=run_dir, metric=metric, progress=progress)
+        return _fit(
+            spec, dataset, family, params, run_dir=run_dir, metric=metric, progress=progress
+        )
 
 
-def _fit(spec: Spec, dataset: Dataset, family: str, params: dict[str, Any], *, run_dir: str | Path,
-         metric: str, progress: Progress) -> TrainedModel:
+def _fit(
+    spec: Spec,
+    dataset: Dataset,
+    family: str,
+    params: dict[str, Any],
+    *,
+    run_dir: str | Path,
+    metric: str,
+    progress: Progress,
+) -> TrainedModel:
     import ray
     import torch
 
@@ -54,35 +72,59 @@ def _fit(spec: Spec, dataset: Dataset, family: str, params: dict[str, Any], *, r
     shard_bytes = len(dataset.X_train) // world * row_bytes(dataset.n_features)
     ledger = ray.remote(num_cpus=0)(RunLedger).remote()
     config = LoopConfig(
-        family=family, task=dataset.task, n_features=dataset.n_features, n_outputs=dataset.n_outputs,
-        image_shape=dataset.preprocessor.image_shape, params=resolved, seed=spec.data.seed, metric=metric,
+        family=family,
+        task=dataset.task,
+        n_features=dataset.n_features,
+        n_outputs=dataset.n_outputs,
+        image_shape=dataset.preprocessor.image_shape,
+        params=resolved,
+        seed=spec.data.seed,
+        metric=metric,
         epochs=t.epochs,
         # An explicit model.params.batch_size (or the searched one) wins over train.batch_size.
         batch_size=int(params.get("batch_size", t.batch_size)),
-        optimizer=str(params.get("optimizer", t.optimizer)), lr=float(resolved["lr"]),
-        weight_decay=float(resolved.get("weight_decay", 0.0)), lr_schedule=t.lr_schedule,
-        warmup_epochs=t.warmup_epochs, grad_clip=t.grad_clip, patience=t.early_stopping_patience,
-        checkpoint_every=t.checkpoint_every, amp=t.amp, threads=max(1, int(t.resources_per_worker.get("CPU", 1))),
-        cache_shard=shard_bytes <= cache_limit_bytes(), train_rows=len(dataset.X_train),
+        optimizer=str(params.get("optimizer", t.optimizer)),
+        lr=float(resolved["lr"]),
+        weight_decay=float(resolved.get("weight_decay", 0.0)),
+        lr_schedule=t.lr_schedule,
+        warmup_epochs=t.warmup_epochs,
+        grad_clip=t.grad_clip,
+        patience=t.early_stopping_patience,
+        checkpoint_every=t.checkpoint_every,
+        amp=t.amp,
+        threads=max(1, int(t.resources_per_worker.get("CPU", 1))),
+        cache_shard=shard_bytes <= cache_limit_bytes(),
+        train_rows=len(dataset.X_train),
         y_scaling=target_scaling(dataset.task, dataset.y_train),
-        val=ray.put((dataset.X_val, dataset.y_val)), ledger=ledger,
+        val=ray.put((dataset.X_val, dataset.y_val)),
+        ledger=ledger,
     )
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config=vars(config),
-        scaling_config=ScalingConfig(num_workers=world, use_gpu=t.use_gpu,
-                                     resources_per_worker=dict(t.resources_per_worker) or None),
+        scaling_config=ScalingConfig(
+            num_workers=world,
+            use_gpu=t.use_gpu,
+            resources_per_worker=dict(t.resources_per_worker) or None,
+        ),
         run_config=RunConfig(
-            name=EXPERIMENT, storage_path=storage, worker_runtime_env=_worker_env(config.threads),
+            name=EXPERIMENT,
+            storage_path=storage,
+            worker_runtime_env=_worker_env(config.threads),
             failure_config=FailureConfig(max_failures=t.max_failures),
-            checkpoint_config=CheckpointConfig(num_to_keep=t.keep_checkpoints,
-                                               checkpoint_score_attribute=f"val_{metric}",
-                                               checkpoint_score_order=MODES[metric]),
+            checkpoint_config=CheckpointConfig(
+                num_to_keep=t.keep_checkpoints,
+                checkpoint_score_attribute=f"val_{metric}",
+                checkpoint_score_order=MODES[metric],
+            ),
         ),
         datasets={"train": to_ray_dataset(dataset.X_train, dataset.y_train, world)},
     )
-    progress("train", f"{family} on {world} Ray Train worker(s){' with GPUs' if t.use_gpu else ''}, "
-                      f"up to {t.epochs} epochs, checkpoints in {storage}/{EXPERIMENT}")
+    progress(
+        "train",
+        f"{family} on {world} Ray Train worker(s){' with GPUs' if t.use_gpu else ''}, "
+        f"up to {t.epochs} epochs, checkpoints in {storage}/{EXPERIMENT}",
+    )
     # Each ray.train.report waits until the controller has taken the previous one, and the
     # controller polls workers every RAY_TRAIN_HEALTH_CHECK_INTERVAL_S (2 s by default): with short
     # epochs that wait would dominate. Ray propagates the variable to the controller and workers.
@@ -93,8 +135,10 @@ def _fit(spec: Spec, dataset: Dataset, family: str, params: dict[str, Any], *, r
                 result = trainer.fit()
             except Exception as exc:  # TrainingFailedError: failures beyond train.max_failures
                 restarts = max(len(ray.get(ledger.summary.remote())["attempts"]) - 1, 0)
-                raise TrainingError(f"training failed after {restarts} restart(s) (train.max_failures: "
-                                    f"{t.max_failures}): {_root_cause(exc)}") from exc
+                raise TrainingError(
+                    f"training failed after {restarts} restart(s) (train.max_failures: "
+                    f"{t.max_failures}): {_root_cause(exc)}"
+                ) from exc
         out = result.return_value
         log = ray.get(ledger.summary.remote())
     finally:
@@ -102,19 +146,38 @@ def _fit(spec: Spec, dataset: Dataset, family: str, params: dict[str, Any], *, r
     wall = time.time() - start
     epoch_s = _epoch_intervals(log["rows"])
 
-    model = FAMILIES[family](dataset.task, dataset.n_features, dataset.n_outputs, resolved,
-                             image_shape=dataset.preprocessor.image_shape, seed=spec.data.seed, max_steps=t.epochs)
+    model = FAMILIES[family](
+        dataset.task,
+        dataset.n_features,
+        dataset.n_outputs,
+        resolved,
+        image_shape=dataset.preprocessor.image_shape,
+        seed=spec.data.seed,
+        max_steps=t.epochs,
+    )
     model.module_ = model.build_module()
-    model.module_.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in out["state_dict"].items()})
+    model.module_.load_state_dict(
+        {k: torch.from_numpy(np.array(v)) for k, v in out["state_dict"].items()}
+    )
     model.module_.eval()
     model.y_scaling_ = config.y_scaling
     model.steps_done_ = out["epochs"]
     info = {
-        "workers": world, "use_gpu": t.use_gpu, "epochs": out["epochs"], "restarts": len(log["attempts"]) - 1,
-        "wall_s": round(wall, 2), "backend": "ray_train", "kept_epoch": out["kept_epoch"],
+        "workers": world,
+        "use_gpu": t.use_gpu,
+        "epochs": out["epochs"],
+        "restarts": len(log["attempts"]) - 1,
+        "wall_s": round(wall, 2),
+        "backend": "ray_train",
+        "kept_epoch": out["kept_epoch"],
         "stopped_early": out["stopped_early"],
-        "batch_size": config.batch_size, "optimizer": config.optimizer, "lr": config.lr,
-        "lr_schedule": t.lr_schedule, "device": out["device"], "bf16": out["bf16"], "data": out["data"],
+        "batch_size": config.batch_size,
+        "optimizer": config.optimizer,
+        "lr": config.lr,
+        "lr_schedule": t.lr_schedule,
+        "device": out["device"],
+        "bf16": out["bf16"],
+        "data": out["data"],
         "shards": out["shards"],
         # fixed cost: everything that is not an epoch (Ray Train start-up, data, restarts, shutdown)
         "startup_s": round(log["attempts"][0]["t"] - start, 2) if log["attempts"] else None,

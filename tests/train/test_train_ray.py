@@ -37,10 +37,26 @@ def _spec(tmp: Path, source: Path, **train) -> Path:
     spec = {
         "name": "digits_pq",
         "data": {"source": str(source), "target": "label", "seed": 0},
-        "model": {"family": "mlp", "params": {"hidden": 256, "layers": 1, "lr": 0.003, "dropout": 0.1,
-                                              "weight_decay": 1e-4, "batch_size": 64}},
-        "train": {"num_workers": 2, "epochs": EPOCHS, "checkpoint_every": 1, "keep_checkpoints": 2,
-                  "max_failures": 2, "early_stopping_patience": None, **train},
+        "model": {
+            "family": "mlp",
+            "params": {
+                "hidden": 256,
+                "layers": 1,
+                "lr": 0.003,
+                "dropout": 0.1,
+                "weight_decay": 1e-4,
+                "batch_size": 64,
+            },
+        },
+        "train": {
+            "num_workers": 2,
+            "epochs": EPOCHS,
+            "checkpoint_every": 1,
+            "keep_checkpoints": 2,
+            "max_failures": 2,
+            "early_stopping_patience": None,
+            **train,
+        },
     }
     path = tmp / "spec.yaml"
     path.write_text(yaml.safe_dump(spec))
@@ -98,7 +114,9 @@ def _ancestors(pid: int) -> list[int]:
 
 def _cmdline(pid: int) -> str:
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        return (
+            Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        )
     except OSError:
         return ""
 
@@ -120,7 +138,9 @@ def _kill_after_first_checkpoint(out: Path, killed: list, deadline: float) -> No
     # The controller writes its snapshot once it has registered a checkpoint: from then on a new
     # worker group resumes from it.
     while time.time() < deadline:
-        if list((out / "train").glob("checkpoint_manager_snapshot*")) and list((out / "train").glob("checkpoint_epoch*")):
+        if list((out / "train").glob("checkpoint_manager_snapshot*")) and list(
+            (out / "train").glob("checkpoint_epoch*")
+        ):
             workers = _our_train_workers(str(out))
             if workers:
                 os.kill(workers[-1], signal.SIGKILL)
@@ -132,7 +152,9 @@ def _kill_after_first_checkpoint(out: Path, killed: list, deadline: float) -> No
 def test_sigkilled_worker_resumes_from_checkpoint(tmp_path, digits_parquet, undisturbed):
     out = tmp_path / "run"
     killed: list[int] = []
-    killer = threading.Thread(target=_kill_after_first_checkpoint, args=(out, killed, time.time() + 300), daemon=True)
+    killer = threading.Thread(
+        target=_kill_after_first_checkpoint, args=(out, killed, time.time() + 300), daemon=True
+    )
     killer.start()
     proc = run_cli("train", str(_spec(tmp_path, digits_parquet)), "--out", str(out), timeout=400)
     killer.join(timeout=5)
@@ -149,5 +171,8 @@ def test_sigkilled_worker_resumes_from_checkpoint(tmp_path, digits_parquet, undi
     assert [r["epoch"] for r in history] == list(range(1, EPOCHS + 1))
     assert [r["epoch"] for r in history if r["restarted"]][0] == resumed + 1
     # ... and ends where an undisturbed run ends.
-    got, base = card["metrics"]["test"]["accuracy"], undisturbed["card"]["metrics"]["test"]["accuracy"]
+    got, base = (
+        card["metrics"]["test"]["accuracy"],
+        undisturbed["card"]["metrics"]["test"]["accuracy"],
+    )
     assert abs(got - base) <= 0.01, (got, base)
