@@ -239,24 +239,32 @@ def bench(duration: float, repeats: int, artifact: Path | None, kinds: list[str]
     results: dict[tuple[str, int, int], dict] = {}
     reference = None
     load_before = os.getloadavg()[0]
-    for kind in kinds:
-        port = free_port()
-        proc = start(kind, artifact, port)
-        try:
-            answer = wait_answer(port, payloads[32])
+    # All servers up at once and measured in interleaved rounds: on a shared machine each one
+    # sees the same mix of background load (best of ``repeats`` rounds is kept).
+    servers = {kind: (free_port(),) for kind in kinds}
+    procs = {kind: start(kind, artifact, servers[kind][0]) for kind in kinds}
+    try:
+        for kind in kinds:
+            answer = wait_answer(servers[kind][0], payloads[32])
             reference = reference or answer
             if answer != reference:
                 raise RuntimeError(f"{kind} answers {answer[:5]}..., expected {reference[:5]}...")
-            for conns in (1, 16):
-                for rows in (1, 32):
-                    load(port, payloads[rows], conns, 2)  # warm-up
-                    runs = [load(port, payloads[rows], conns, duration) for _ in range(repeats)]
-                    best = max(runs, key=lambda r: r["rps"])  # least disturbed by the shared machine
-                    best["spread"] = (max(r["rps"] for r in runs) - min(r["rps"] for r in runs)) / best["rps"]
+        for conns in (1, 16):
+            for rows in (1, 32):
+                runs: dict[str, list[dict]] = {kind: [] for kind in kinds}
+                for kind in kinds:
+                    load(servers[kind][0], payloads[rows], conns, 2)  # warm-up
+                for _ in range(repeats):
+                    for kind in kinds:
+                        runs[kind].append(load(servers[kind][0], payloads[rows], conns, duration))
+                for kind in kinds:
+                    best = max(runs[kind], key=lambda r: r["rps"])  # least disturbed round
+                    best["spread"] = (best["rps"] - min(r["rps"] for r in runs[kind])) / best["rps"]
                     results[(kind, conns, rows)] = best
                     print(f"{kind:11s} c={conns:2d} rows={rows:2d}  {best['rps']:8.0f} req/s  p50 {best['p50']:6.2f} ms  "
                           f"p99 {best['p99']:6.2f} ms  errors {best['errors']}  spread {best['spread']:.0%}", flush=True)
-        finally:
+    finally:
+        for proc in procs.values():
             stop(proc)
     report(results, kinds, duration, repeats, tool, (load_before, os.getloadavg()[0]))
 
@@ -276,8 +284,9 @@ def report(results: dict, kinds: list[str], duration: float, repeats: int, tool:
                              p99_ratio, vs_bare])
     body = table(["conns", "rows/req", "server", "req/s", "p50 ms", "p99 ms", "errors", "req/s vs flask",
                   "p99 / flask p99", "req/s vs uvicorn"], rows)
-    notes = (f"Load: {tool} on 127.0.0.1, {duration:.0f} s a run, best of {repeats} after a 2 s warm-up; "
-             "the load generator shares the machine's 2 cores with the server. Model: digits MLP "
+    notes = (f"Load: {tool} on 127.0.0.1, {duration:.0f} s a run, best of {repeats} interleaved rounds "
+             "(all servers up at once, each round visits every server) after a 2 s warm-up; the load "
+             "generator shares the machine's 2 cores with the servers. Model: digits MLP "
              "(64 → 128 → 128 → 10) as ONNX, one ONNX Runtime thread everywhere. flask = the seed's "
              "deployment step (Flask dev server, threaded); uvicorn = FastAPI + pydantic on one uvicorn "
              "worker; automodel = `automodel serve --replicas 1` (Ray Serve 2.60, HAProxy ingress, "
