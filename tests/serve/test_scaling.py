@@ -80,9 +80,11 @@ def serve_run(tmp_path_factory, digits):
         pytest.fail(f"serve run exited: {(root / 'serve-run.log').read_text()[-3000:]}")
     yield proc, url, data
     if proc.poll() is None:
+        # `serve run` waits up to 30 s for Serve's controller on Ctrl-C; its whole process group
+        # (Ray, HAProxy) is ours to end sooner.
         proc.send_signal(signal.SIGINT)
         try:
-            proc.wait(60)
+            proc.wait(10)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
