@@ -28,8 +28,14 @@ sys.path.insert(0, str(ROOT))
 from benchmarks._results import table, write_section  # noqa: E402
 from benchmarks.serve_throughput import bodies, free_port, make_artifact, stop, wait_answer  # noqa: E402
 
-SETTINGS = {"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 1, "upscale_delay_s": 1.0,
-            "downscale_delay_s": 4.0, "max_ongoing_requests": 16}
+SETTINGS = {
+    "min_replicas": 1,
+    "max_replicas": 2,
+    "target_ongoing_requests": 1,
+    "upscale_delay_s": 1.0,
+    "downscale_delay_s": 4.0,
+    "max_ongoing_requests": 16,
+}
 
 
 def replicas(root: int) -> list[int]:
@@ -62,10 +68,15 @@ class Load(threading.Thread):
 
         limits = httpx.Limits(max_connections=self.conns, max_keepalive_connections=self.conns)
         async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+
             async def worker():
                 while not self.halt.is_set():
                     try:
-                        r = await client.post(self.url, content=self.body, headers={"content-type": "application/json"})
+                        r = await client.post(
+                            self.url,
+                            content=self.body,
+                            headers={"content-type": "application/json"},
+                        )
                         self.results.append((time.time(), r.status_code))
                     except Exception:
                         self.results.append((time.time(), 0))
@@ -93,8 +104,12 @@ def scenario(artifact: Path, body: bytes) -> dict:
 
     port = free_port()
     log = open(Path(tempfile.gettempdir()) / f"bench-scaling-{port}.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "automodel.cli", "serve", str(artifact), "--port", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "automodel.cli", "serve", str(artifact), "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         wait_answer(port, body)
         load = Load(f"http://127.0.0.1:{port}/predict", body, conns=8)
@@ -110,9 +125,15 @@ def scenario(artifact: Path, body: bytes) -> dict:
         after = [r for r in results if r[0] >= t_kill]
         failed = [r for r in after if r[1] != 200]
         first_ok = min((t for t, s in after if s == 200), default=float("inf")) - t_kill
-        return {"up_s": up, "down_s": down,
-                "after_kill": len(after), "failed": len(failed), "failed_pct": 100 * len(failed) / max(1, len(after)),
-                "first_ok_s": first_ok, "replaced_s": replaced}
+        return {
+            "up_s": up,
+            "down_s": down,
+            "after_kill": len(after),
+            "failed": len(failed),
+            "failed_pct": 100 * len(failed) / max(1, len(after)),
+            "first_ok_s": first_ok,
+            "replaced_s": replaced,
+        }
     finally:
         stop(proc)
 
@@ -132,17 +153,41 @@ def main() -> None:
         r = scenario(artifact, body)
         runs.append(r)
         print(f"run {i + 1}: {r}", flush=True)
-    rows = [[i + 1, f"{r['up_s']:.1f}" if r["up_s"] is not None else "never", r["after_kill"], r["failed"],
-             f"{r['failed_pct']:.2f} %", f"{r['first_ok_s']:.2f}", f"{r['replaced_s']:.1f}" if r["replaced_s"] else "never",
-             f"{r['down_s']:.0f}" if r["down_s"] is not None else "never"] for i, r in enumerate(runs)]
-    body_md = table(["run", "1→2 replicas after load starts (s)", "requests after the kill", "failed",
-                     "failed share", "first success after kill (s)", "replica replaced (s)",
-                     "2→1 after load stops (s)"], rows)
-    notes = ("`automodel serve` (HAProxy ingress) with autoscaling "
-             f"`{json.dumps(SETTINGS)}`, digits MLP, 8 closed-loop keep-alive connections (httpx) of 1-row "
-             "requests; one replica process SIGKILLed 3 s after the second replica came up, load kept "
-             "10 s past the kill. Script: `python benchmarks/serve_scaling.py`.")
-    write_section("serve-scaling", "Serving: autoscaling and a killed replica", notes + "\n\n" + body_md)
+    rows = [
+        [
+            i + 1,
+            f"{r['up_s']:.1f}" if r["up_s"] is not None else "never",
+            r["after_kill"],
+            r["failed"],
+            f"{r['failed_pct']:.2f} %",
+            f"{r['first_ok_s']:.2f}",
+            f"{r['replaced_s']:.1f}" if r["replaced_s"] else "never",
+            f"{r['down_s']:.0f}" if r["down_s"] is not None else "never",
+        ]
+        for i, r in enumerate(runs)
+    ]
+    body_md = table(
+        [
+            "run",
+            "1→2 replicas after load starts (s)",
+            "requests after the kill",
+            "failed",
+            "failed share",
+            "first success after kill (s)",
+            "replica replaced (s)",
+            "2→1 after load stops (s)",
+        ],
+        rows,
+    )
+    notes = (
+        "`automodel serve` (HAProxy ingress) with autoscaling "
+        f"`{json.dumps(SETTINGS)}`, digits MLP, 8 closed-loop keep-alive connections (httpx) of 1-row "
+        "requests; one replica process SIGKILLed 3 s after the second replica came up, load kept "
+        "10 s past the kill. Script: `python benchmarks/serve_scaling.py`."
+    )
+    write_section(
+        "serve-scaling", "Serving: autoscaling and a killed replica", notes + "\n\n" + body_md
+    )
     print(body_md)
 
 

@@ -47,7 +47,9 @@ def _plain_model(artifact: str):
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     opts.inter_op_num_threads = 1
-    sess = ort.InferenceSession(str(Path(artifact) / "model.onnx"), opts, providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(
+        str(Path(artifact) / "model.onnx"), opts, providers=["CPUExecutionProvider"]
+    )
     cols = prep["columns"]
     fill = np.array([c["fill"] for c in cols])
     mean = np.array([c["mean"] for c in cols])
@@ -107,10 +109,15 @@ def make_artifact(root: Path) -> Path:
 
     spec = Spec(name="digits")
     data = load_dataset(spec.data)
-    model = get_family("mlp")(data.task, data.n_features, data.n_outputs, {"hidden": 128, "layers": 2},
-                              max_steps=15).fit(data.X_train, data.y_train)
-    trained = TrainedModel(model, "mlp", model.params, {"workers": 1, "use_gpu": False, "epochs": 15,
-                                                        "restarts": 0, "wall_s": 0.0})
+    model = get_family("mlp")(
+        data.task, data.n_features, data.n_outputs, {"hidden": 128, "layers": 2}, max_steps=15
+    ).fit(data.X_train, data.y_train)
+    trained = TrainedModel(
+        model,
+        "mlp",
+        model.params,
+        {"workers": 1, "use_gpu": False, "epochs": 15, "restarts": 0, "wall_s": 0.0},
+    )
     return build_artifact(spec, data, trained, root / "artifact").path
 
 
@@ -134,9 +141,28 @@ def free_port() -> int:
 def start(kind: str, artifact: Path, port: int) -> subprocess.Popen:
     if kind.startswith("automodel"):
         replicas = "2" if kind == "automodel-2" else "1"
-        cmd = [sys.executable, "-m", "automodel.cli", "serve", str(artifact), "--port", str(port), "--replicas", replicas]
+        cmd = [
+            sys.executable,
+            "-m",
+            "automodel.cli",
+            "serve",
+            str(artifact),
+            "--port",
+            str(port),
+            "--replicas",
+            replicas,
+        ]
     else:
-        cmd = [sys.executable, __file__, "--run", kind, "--artifact", str(artifact), "--port", str(port)]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--run",
+            kind,
+            "--artifact",
+            str(artifact),
+            "--port",
+            str(port),
+        ]
     log = open(Path(tempfile.gettempdir()) / f"bench-{kind}-{port}.log", "w")
     return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -147,8 +173,12 @@ def wait_answer(port: int, body: bytes, timeout: float = 180) -> list:
     deadline = time.time() + timeout
     while time.time() < deadline:
         try:
-            r = httpx.post(f"http://127.0.0.1:{port}/predict", content=body,
-                           headers={"content-type": "application/json"}, timeout=5)
+            r = httpx.post(
+                f"http://127.0.0.1:{port}/predict",
+                content=body,
+                headers={"content-type": "application/json"},
+                timeout=5,
+            )
             if r.status_code == 200:
                 return r.json()["predictions"]
         except httpx.HTTPError:
@@ -184,9 +214,21 @@ def load_wrk(port: int, body: bytes, conns: int, duration: float) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "body.json").write_bytes(body)
         (Path(tmp) / "post.lua").write_text(LUA.format(body=Path(tmp) / "body.json"))
-        out = subprocess.run(["wrk", f"-t{min(2, conns)}", f"-c{conns}", f"-d{int(duration)}s", "--latency",
-                              "-s", str(Path(tmp) / "post.lua"), f"http://127.0.0.1:{port}/predict"],
-                             capture_output=True, text=True, timeout=duration + 60)
+        out = subprocess.run(
+            [
+                "wrk",
+                f"-t{min(2, conns)}",
+                f"-c{conns}",
+                f"-d{int(duration)}s",
+                "--latency",
+                "-s",
+                str(Path(tmp) / "post.lua"),
+                f"http://127.0.0.1:{port}/predict",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=duration + 60,
+        )
     out = out.stdout + out.stderr
     if "Requests/sec" not in out:
         raise RuntimeError(f"wrk failed: {out[-500:]}")
@@ -215,8 +257,11 @@ def load_httpx(port: int, body: bytes, conns: int, duration: float) -> dict:
                 nonlocal errors
                 while time.perf_counter() < end:
                     t = time.perf_counter()
-                    r = await client.post(f"http://127.0.0.1:{port}/predict", content=body,
-                                          headers={"content-type": "application/json"})
+                    r = await client.post(
+                        f"http://127.0.0.1:{port}/predict",
+                        content=body,
+                        headers={"content-type": "application/json"},
+                    )
                     lat.append(time.perf_counter() - t)
                     errors += r.status_code != 200
 
@@ -224,8 +269,13 @@ def load_httpx(port: int, body: bytes, conns: int, duration: float) -> dict:
             await asyncio.gather(*(worker() for _ in range(conns)))
             wall = time.perf_counter() - t0
         lat.sort()
-        return {"rps": len(lat) / wall, "p50": lat[len(lat) // 2] * 1000,
-                "p99": lat[int(len(lat) * 0.99)] * 1000, "errors": errors, "requests": len(lat)}
+        return {
+            "rps": len(lat) / wall,
+            "p50": lat[len(lat) // 2] * 1000,
+            "p99": lat[int(len(lat) * 0.99)] * 1000,
+            "errors": errors,
+            "requests": len(lat),
+        }
 
     return asyncio.run(main())
 
@@ -261,16 +311,25 @@ def bench(duration: float, repeats: int, artifact: Path | None, kinds: list[str]
                     best = max(runs[kind], key=lambda r: r["rps"])  # least disturbed round
                     best["spread"] = (best["rps"] - min(r["rps"] for r in runs[kind])) / best["rps"]
                     results[(kind, conns, rows)] = best
-                    print(f"{kind:11s} c={conns:2d} rows={rows:2d}  {best['rps']:8.0f} req/s  p50 {best['p50']:6.2f} ms  "
-                          f"p99 {best['p99']:6.2f} ms  errors {best['errors']}  spread {best['spread']:.0%}", flush=True)
+                    print(
+                        f"{kind:11s} c={conns:2d} rows={rows:2d}  {best['rps']:8.0f} req/s  p50 {best['p50']:6.2f} ms  "
+                        f"p99 {best['p99']:6.2f} ms  errors {best['errors']}  spread {best['spread']:.0%}",
+                        flush=True,
+                    )
     finally:
         for proc in procs.values():
             stop(proc)
     report(results, kinds, duration, repeats, tool, (load_before, os.getloadavg()[0]))
 
 
-def report(results: dict, kinds: list[str], duration: float, repeats: int, tool: str,
-           loads: tuple[float, float]) -> None:
+def report(
+    results: dict,
+    kinds: list[str],
+    duration: float,
+    repeats: int,
+    tool: str,
+    loads: tuple[float, float],
+) -> None:
     rows = []
     for conns in (1, 16):
         for n in (1, 32):
@@ -280,23 +339,54 @@ def report(results: dict, kinds: list[str], duration: float, repeats: int, tool:
                 vs_flask = f"{r['rps'] / flask['rps']:.2f}x" if flask else ""
                 vs_bare = f"{r['rps'] / bare['rps']:.2f}x" if bare else ""
                 p99_ratio = f"{r['p99'] / flask['p99']:.2f}" if flask else ""
-                rows.append([conns, n, kind, round(r["rps"]), r["p50"], r["p99"], r["errors"], vs_flask,
-                             p99_ratio, vs_bare])
-    body = table(["conns", "rows/req", "server", "req/s", "p50 ms", "p99 ms", "errors", "req/s vs flask",
-                  "p99 / flask p99", "req/s vs uvicorn"], rows)
-    notes = (f"Load: {tool} on 127.0.0.1, {duration:.0f} s a run, best of {repeats} interleaved rounds "
-             "(all servers up at once, each round visits every server) after a 2 s warm-up; the load "
-             "generator shares the machine's 2 cores with the servers. Model: digits MLP "
-             "(64 → 128 → 128 → 10) as ONNX, one ONNX Runtime thread everywhere. flask = the seed's "
-             "deployment step (Flask dev server, threaded); uvicorn = FastAPI + pydantic on one uvicorn "
-             "worker; automodel = `automodel serve --replicas 1` (Ray Serve 2.60, HAProxy ingress, "
-             "Starlette handler, dynamic batching), automodel-2 = `--replicas 2`. "
-             "Script: `python benchmarks/serve_throughput.py`. "
-             f"Load average (1 min) before / after: {loads[0]:.1f} / {loads[1]:.1f}"
-             f"{' - the machine was shared with other work' if max(loads) > 2.5 else ''}.")
+                rows.append(
+                    [
+                        conns,
+                        n,
+                        kind,
+                        round(r["rps"]),
+                        r["p50"],
+                        r["p99"],
+                        r["errors"],
+                        vs_flask,
+                        p99_ratio,
+                        vs_bare,
+                    ]
+                )
+    body = table(
+        [
+            "conns",
+            "rows/req",
+            "server",
+            "req/s",
+            "p50 ms",
+            "p99 ms",
+            "errors",
+            "req/s vs flask",
+            "p99 / flask p99",
+            "req/s vs uvicorn",
+        ],
+        rows,
+    )
+    notes = (
+        f"Load: {tool} on 127.0.0.1, {duration:.0f} s a run, best of {repeats} interleaved rounds "
+        "(all servers up at once, each round visits every server) after a 2 s warm-up; the load "
+        "generator shares the machine's 2 cores with the servers. Model: digits MLP "
+        "(64 → 128 → 128 → 10) as ONNX, one ONNX Runtime thread everywhere. flask = the seed's "
+        "deployment step (Flask dev server, threaded); uvicorn = FastAPI + pydantic on one uvicorn "
+        "worker; automodel = `automodel serve --replicas 1` (Ray Serve 2.60, HAProxy ingress, "
+        "Starlette handler, dynamic batching), automodel-2 = `--replicas 2`. "
+        "Script: `python benchmarks/serve_throughput.py`. "
+        f"Load average (1 min) before / after: {loads[0]:.1f} / {loads[1]:.1f}"
+        f"{' - the machine was shared with other work' if max(loads) > 2.5 else ''}."
+    )
     print(body)
     if {"flask", "uvicorn", "automodel"} <= set(kinds):
-        write_section("serve", "Serving: Flask (seed) vs bare uvicorn vs automodel serve", notes + "\n\n" + body)
+        write_section(
+            "serve",
+            "Serving: Flask (seed) vs bare uvicorn vs automodel serve",
+            notes + "\n\n" + body,
+        )
 
 
 def main() -> None:
@@ -312,7 +402,12 @@ def main() -> None:
         return run_flask(args.artifact, args.port)
     if args.run == "uvicorn":
         return run_uvicorn(args.artifact, args.port)
-    bench(args.duration, args.repeats, Path(args.artifact) if args.artifact else None, args.servers.split(","))
+    bench(
+        args.duration,
+        args.repeats,
+        Path(args.artifact) if args.artifact else None,
+        args.servers.split(","),
+    )
 
 
 if __name__ == "__main__":

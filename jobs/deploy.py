@@ -22,11 +22,18 @@ from automodel.errors import AutomodelError  # noqa: E402
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="jobs/deploy.py", description=__doc__.splitlines()[0])
-    p.add_argument("--artifact", required=True, help="artifact directory, as the cluster's nodes see it")
+    p.add_argument(
+        "--artifact", required=True, help="artifact directory, as the cluster's nodes see it"
+    )
     p.add_argument("--out", help="also write the Serve config YAML here")
-    p.add_argument("--port", type=int, help="HTTP port (default: serve.port); fixed once Serve runs")
-    p.add_argument("--address", default=os.environ.get("RAY_ADDRESS", "auto"),
-                   help="Ray cluster to join (default: RAY_ADDRESS, which `ray job submit` sets)")
+    p.add_argument(
+        "--port", type=int, help="HTTP port (default: serve.port); fixed once Serve runs"
+    )
+    p.add_argument(
+        "--address",
+        default=os.environ.get("RAY_ADDRESS", "auto"),
+        help="Ray cluster to join (default: RAY_ADDRESS, which `ray job submit` sets)",
+    )
     p.add_argument("--no-apply", action="store_true", help="only write the config")
     args = p.parse_args(argv)
     try:
@@ -50,7 +57,10 @@ def main(argv=None) -> int:
             apply_config(config)
         finally:
             ray.shutdown()
-        print(f"[automodel] {app['name']} is running version {read_artifact(args.artifact).version}", flush=True)
+        print(
+            f"[automodel] {app['name']} is running version {read_artifact(args.artifact).version}",
+            flush=True,
+        )
         return 0
     except AutomodelError as exc:
         print(str(exc), file=sys.stderr, flush=True)

@@ -55,10 +55,20 @@ class ModelDeployment:
         if self.server is None or any(config.get(k) != self.config.get(k) for k in reload_keys):
             predictor = Predictor(config["artifact"], threads=config.get("threads", 1))
             probe = predictor.self_test()  # a model that cannot answer must never take traffic
-            server = ModelServer(predictor, name=config.get("name"), max_rows=config.get("max_rows", 10_000),
-                                 token=auth_token(config.get("auth_token_env")), infer=self.infer)
-            self.server, self._probe = server, probe  # one assignment: requests see old or new, never half
-            logger.info("serving %s version %s from %s", server.name, server.version, config["artifact"])
+            server = ModelServer(
+                predictor,
+                name=config.get("name"),
+                max_rows=config.get("max_rows", 10_000),
+                token=auth_token(config.get("auth_token_env")),
+                infer=self.infer,
+            )
+            self.server, self._probe = (
+                server,
+                probe,
+            )  # one assignment: requests see old or new, never half
+            logger.info(
+                "serving %s version %s from %s", server.name, server.version, config["artifact"]
+            )
         self.max_body_bytes = int(config.get("max_body_bytes", self.max_body_bytes))
         self.max_batch_size = int(config.get("max_batch_size", self.max_batch_size))
         self._batch_cap = self.max_batch_size
@@ -85,16 +95,26 @@ class ModelDeployment:
         server = self.server
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
-            return _response(error_reply(413, f"request body of {length} bytes is over the limit of "
-                                              f"{self.max_body_bytes} (serve.max_body_bytes)"))
+            return _response(
+                error_reply(
+                    413,
+                    f"request body of {length} bytes is over the limit of "
+                    f"{self.max_body_bytes} (serve.max_body_bytes)",
+                )
+            )
         body = await _read_body(request, self.max_body_bytes)
         if body is None:
-            return _response(error_reply(413, f"request body is over the limit of {self.max_body_bytes} "
-                                              "bytes (serve.max_body_bytes)"))
+            return _response(
+                error_reply(
+                    413,
+                    f"request body is over the limit of {self.max_body_bytes} "
+                    "bytes (serve.max_body_bytes)",
+                )
+            )
         scope = request.scope
         path, root = scope["path"], scope.get("root_path", "")
         if root and path.startswith(root):
-            path = path[len(root):] or "/"
+            path = path[len(root) :] or "/"
         return _response(await server.handle(request.method, path, request.headers, body))
 
     async def infer(self, X: np.ndarray) -> np.ndarray:
@@ -125,7 +145,7 @@ class ModelDeployment:
             start = 0
             for i in idx:
                 n = len(items[i][1])
-                results[i] = out[start:start + n]
+                results[i] = out[start : start + n]
                 start += n
         return results
 
@@ -152,7 +172,9 @@ def app(args: dict[str, Any]):
     args = dict(args or {})
     path = args.pop("artifact", None)
     if not path:
-        raise ArtifactError("serve_apps.model:app needs args.artifact: the artifact directory to serve")
+        raise ArtifactError(
+            "serve_apps.model:app needs args.artifact: the artifact directory to serve"
+        )
     artifact = read_artifact(path)
     settings = serve_settings(artifact, args)
     name = model_name(artifact, settings)

@@ -11,8 +11,11 @@ def add_parsers(sub) -> None:
     s.add_argument("--port", type=int, help="HTTP port (default: serve.port, 8000)")
     s.add_argument("--host", help="bind address (default: serve.host, 127.0.0.1)")
     s.add_argument("--replicas", type=int, help="fixed replica count (sets min and max replicas)")
-    s.add_argument("--ingress", choices=["haproxy", "python"],
-                   help="haproxy (default, fast) or Ray Serve's Python proxy")
+    s.add_argument(
+        "--ingress",
+        choices=["haproxy", "python"],
+        help="haproxy (default, fast) or Ray Serve's Python proxy",
+    )
     s.add_argument("--num-cpus", type=int, help="CPUs of the embedded Ray (default: all)")
     s.set_defaults(handler=_serve)
 
@@ -27,9 +30,14 @@ def add_deploy_arguments(d: argparse.ArgumentParser) -> None:
     d.add_argument("--out", help="YAML file to write (default: print to stdout)")
     d.add_argument("--port", type=int, help="HTTP port in the config (default: serve.port)")
     d.add_argument("--host", help="bind address in the config (default: 0.0.0.0, every interface)")
-    d.add_argument("--name", help="model/application name (default: serve.name, else the card's name)")
-    d.add_argument("--docker", action="store_true",
-                   help="write a Docker build context into --out DIR instead (default: <run>/docker)")
+    d.add_argument(
+        "--name", help="model/application name (default: serve.name, else the card's name)"
+    )
+    d.add_argument(
+        "--docker",
+        action="store_true",
+        help="write a Docker build context into --out DIR instead (default: <run>/docker)",
+    )
 
 
 def _overrides(args) -> dict:
@@ -42,8 +50,14 @@ def _overrides(args) -> dict:
 def _serve(args) -> int:
     from automodel.serve._launch import serve_artifact
 
-    return serve_artifact(args.artifact, port=args.port, host=args.host, ingress=args.ingress,
-                          overrides=_overrides(args), num_cpus=args.num_cpus)
+    return serve_artifact(
+        args.artifact,
+        port=args.port,
+        host=args.host,
+        ingress=args.ingress,
+        overrides=_overrides(args),
+        num_cpus=args.num_cpus,
+    )
 
 
 def _deploy(args) -> int:
@@ -53,10 +67,13 @@ def _deploy(args) -> int:
         return deploy_docker(args)
     from automodel.serve._config import write_deploy_config
 
-    text = write_deploy_config(args.artifact, out=args.out, port=args.port, host=args.host,
-                               overrides=_overrides(args))
+    text = write_deploy_config(
+        args.artifact, out=args.out, port=args.port, host=args.host, overrides=_overrides(args)
+    )
     if args.out:
-        print(f"wrote {args.out}: run it with `serve deploy {args.out}` (cluster) or `serve run {args.out}`")
+        print(
+            f"wrote {args.out}: run it with `serve deploy {args.out}` (cluster) or `serve run {args.out}`"
+        )
     else:
         print(text, end="")
     return 0

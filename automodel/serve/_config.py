@@ -22,8 +22,14 @@ HEADER = """\
 """
 
 
-def deploy_config(artifact_path: str | Path, *, port: int | None = None, host: str | None = None,
-                  overrides: dict[str, Any] | None = None, path_in_config: str | None = None) -> dict[str, Any]:
+def deploy_config(
+    artifact_path: str | Path,
+    *,
+    port: int | None = None,
+    host: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    path_in_config: str | None = None,
+) -> dict[str, Any]:
     """The Serve config dict (validated against Ray's ServeDeploySchema).
 
     ``path_in_config``: where the cluster (or a container image) sees the artifact, when that is
@@ -36,25 +42,41 @@ def deploy_config(artifact_path: str | Path, *, port: int | None = None, host: s
     config = serve_config(artifact, settings, host=host or "0.0.0.0")
     if path_in_config is not None:
         app = config["applications"][0]
-        app["args"]["artifact"] = app["deployments"][0]["user_config"]["artifact"] = str(path_in_config)
+        app["args"]["artifact"] = app["deployments"][0]["user_config"]["artifact"] = str(
+            path_in_config
+        )
     ServeDeploySchema.model_validate(config)
     return config
 
 
-def render_deploy_config(artifact_path: str | Path, *, port: int | None = None, host: str | None = None,
-                         overrides: dict[str, Any] | None = None, path_in_config: str | None = None,
-                         file: str | Path | None = None) -> str:
+def render_deploy_config(
+    artifact_path: str | Path,
+    *,
+    port: int | None = None,
+    host: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    path_in_config: str | None = None,
+    file: str | Path | None = None,
+) -> str:
     """The YAML text, with a how-to header. ``functools.partial(render_deploy_config, artifact)``
     called as ``(path_in_image, port)`` is what a Docker build context needs."""
-    config = deploy_config(artifact_path, port=port, host=host, overrides=overrides, path_in_config=path_in_config)
+    config = deploy_config(
+        artifact_path, port=port, host=host, overrides=overrides, path_in_config=path_in_config
+    )
     app = config["applications"][0]
     version = read_artifact(artifact_path).version
     header = HEADER.format(name=app["name"], version=version, file=file or "serve.yaml")
     return header + yaml.safe_dump(config, sort_keys=False, default_flow_style=False)
 
 
-def write_deploy_config(artifact_path: str | Path, *, out: str | Path | None = None, port: int | None = None,
-                        host: str | None = None, overrides: dict[str, Any] | None = None) -> str:
+def write_deploy_config(
+    artifact_path: str | Path,
+    *,
+    out: str | Path | None = None,
+    port: int | None = None,
+    host: str | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> str:
     """Render the YAML; write it to ``out`` when given. Returns the text."""
     text = render_deploy_config(artifact_path, port=port, host=host, overrides=overrides, file=out)
     if out is not None:
@@ -94,10 +116,16 @@ def apply_config(config: dict[str, Any], *, timeout_s: float = 120, stop=None) -
             return False
         apps = serve.status().applications
         states = {n: apps[n].status for n in names if n in apps}
-        failed = {n: apps[n].message for n, st in states.items() if st in ("DEPLOY_FAILED", "UNHEALTHY")}
+        failed = {
+            n: apps[n].message for n, st in states.items() if st in ("DEPLOY_FAILED", "UNHEALTHY")
+        }
         if failed:
-            raise ServeError("; ".join(f"{n}: {m.strip().splitlines()[-1][:300] if m else 'failed'}"
-                                       for n, m in failed.items()))
+            raise ServeError(
+                "; ".join(
+                    f"{n}: {m.strip().splitlines()[-1][:300] if m else 'failed'}"
+                    for n, m in failed.items()
+                )
+            )
         if len(states) == len(names) and all(st == "RUNNING" for st in states.values()):
             # RUNNING can be the previous version's status: wait until no deployment is updating.
             if all(d.status == "HEALTHY" for n in names for d in apps[n].deployments.values()):

@@ -36,8 +36,12 @@ FAST_DEFAULTS = {
     "RAY_SERVE_HAPROXY_NBTHREAD": str(max(1, min(4, os.cpu_count() or 1))),
 }
 # Fixed ports HAProxy mode binds besides the HTTP port; free ones let two servers share a machine.
-PORT_ENV = ("RAY_SERVE_HAPROXY_STATS_PORT", "RAY_SERVE_HAPROXY_METRICS_PORT",
-            "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT", "RAY_SERVE_FALLBACK_PROXY_GRPC_PORT")
+PORT_ENV = (
+    "RAY_SERVE_HAPROXY_STATS_PORT",
+    "RAY_SERVE_HAPROXY_METRICS_PORT",
+    "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT",
+    "RAY_SERVE_FALLBACK_PROXY_GRPC_PORT",
+)
 
 
 class ServeError(AutomodelError):
@@ -91,16 +95,25 @@ def choose_ingress(requested: str | None, notice: Callable[[str], None]) -> str:
             for key in PORT_ENV:
                 os.environ.setdefault(key, str(free_port()))
             return "haproxy"
-        notice(f"notice: fast ingress unavailable ({problem}); using Ray Serve's Python proxy (slower)")
+        notice(
+            f"notice: fast ingress unavailable ({problem}); using Ray Serve's Python proxy (slower)"
+        )
     for key in FAST_ENV:
         os.environ.pop(key, None)
     return "python"
 
 
-def serve_artifact(artifact_path: str | Path, *, port: int | None = None, host: str | None = None,
-                   ingress: str | None = None, overrides: dict[str, Any] | None = None,
-                   num_cpus: int | None = None, out: Callable[[str], None] = print,
-                   stop: threading.Event | None = None) -> int:
+def serve_artifact(
+    artifact_path: str | Path,
+    *,
+    port: int | None = None,
+    host: str | None = None,
+    ingress: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    num_cpus: int | None = None,
+    out: Callable[[str], None] = print,
+    stop: threading.Event | None = None,
+) -> int:
     """Serve until ``stop`` is set or SIGINT/SIGTERM arrives; shut down everything started here.
 
     Returns:
@@ -113,7 +126,9 @@ def serve_artifact(artifact_path: str | Path, *, port: int | None = None, host: 
     settings = serve_settings(artifact, {"port": port, "host": host, **(overrides or {})})
     auth_token(settings.auth_token_env)  # fail now, not in every replica
     if _port_taken(settings.host, settings.port):
-        raise ServeError(f"port {settings.port} on {settings.host} is in use; pick another with --port N")
+        raise ServeError(
+            f"port {settings.port} on {settings.host} is in use; pick another with --port N"
+        )
     err = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     used = choose_ingress(ingress, err)
     metrics_port = free_port()
@@ -127,16 +142,26 @@ def serve_artifact(artifact_path: str | Path, *, port: int | None = None, host: 
             raise KeyboardInterrupt
         stop.set()
 
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)} \
-        if threading.current_thread() is threading.main_thread() else {}
+    previous = (
+        {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        if threading.current_thread() is threading.main_thread()
+        else {}
+    )
     import ray
 
     from automodel.cluster import prepare_client_auth
 
     prepare_client_auth(starting_local=True)  # token auth on, as Ray does, with a 0600 token file
     t0 = time.time()
-    ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
-             _metrics_export_port=metrics_port, configure_logging=True, logging_level="WARNING")
+    ray.init(
+        address="local",
+        num_cpus=num_cpus,
+        include_dashboard=False,
+        log_to_driver=False,
+        _metrics_export_port=metrics_port,
+        configure_logging=True,
+        logging_level="WARNING",
+    )
     ours = _descendants(os.getpid())
     try:
         if not _deploy(config, stop):
@@ -147,16 +172,28 @@ def serve_artifact(artifact_path: str | Path, *, port: int | None = None, host: 
             if stop.is_set():
                 return 0
             if used == "haproxy":
-                err("notice: the HAProxy ingress did not answer; restarting on Ray Serve's Python proxy")
+                err(
+                    "notice: the HAProxy ingress did not answer; restarting on Ray Serve's Python proxy"
+                )
                 _shutdown(ours)
-                os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], {**os.environ, INGRESS_ENV: "python"})
+                os.execve(
+                    sys.executable,
+                    [sys.executable, *sys.orig_argv[1:]],
+                    {**os.environ, INGRESS_ENV: "python"},
+                )
             raise ServeError(f"the app deployed but {url} does not answer")
-        out(f"serving {name} version {artifact.version} at {url}  (ingress: {used}, "
+        out(
+            f"serving {name} version {artifact.version} at {url}  (ingress: {used}, "
             f"{'autoscaling ' + str(settings.min_replicas) + '-' + str(settings.max_replicas) if settings.min_replicas != settings.max_replicas else str(settings.min_replicas)} replica(s), "
-            f"ready in {time.time() - t0:.0f}s)")
-        out(f"  POST {url}/predict   /v1/models/{name}:predict   /v2/models/{name}/infer   schema: {url}/openapi.json")
-        out(f"  metrics (Prometheus): http://127.0.0.1:{metrics_port}/metrics   ray address: "
-            f"{ray.get_runtime_context().gcs_address}   Ctrl-C to stop")
+            f"ready in {time.time() - t0:.0f}s)"
+        )
+        out(
+            f"  POST {url}/predict   /v1/models/{name}:predict   /v2/models/{name}/infer   schema: {url}/openapi.json"
+        )
+        out(
+            f"  metrics (Prometheus): http://127.0.0.1:{metrics_port}/metrics   ray address: "
+            f"{ray.get_runtime_context().gcs_address}   Ctrl-C to stop"
+        )
         while not stop.wait(0.5):
             pass
         out("stopping...")
@@ -182,7 +219,9 @@ def _deploy(config: dict, stop: threading.Event) -> bool:
     except ServeError:
         raise
     except Exception as exc:
-        raise ServeError(f"the Serve application failed to deploy: {str(exc).strip().splitlines()[-1][:300]}") from None
+        raise ServeError(
+            f"the Serve application failed to deploy: {str(exc).strip().splitlines()[-1][:300]}"
+        ) from None
 
 
 def _wait_ready(url: str, timeout_s: float, stop: threading.Event) -> bool:

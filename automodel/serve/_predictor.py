@@ -35,7 +35,9 @@ class Predictor:
         opts.inter_op_num_threads = 1
         # One replica serves one model: spinning threads would steal CPU from the request path.
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(str(self.artifact.onnx_path), opts, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(
+            str(self.artifact.onnx_path), opts, providers=["CPUExecutionProvider"]
+        )
         self.output = self.artifact.output_name
         self.task = self.artifact.card["task"]
         self.classes = self.artifact.card.get("classes")
@@ -80,7 +82,9 @@ class Predictor:
 
     def run(self, X: np.ndarray) -> np.ndarray:
         """The model's raw output on encoded rows: probabilities or predictions."""
-        return self.session.run([self.output], {"input": np.ascontiguousarray(X, dtype=np.float32)})[0]
+        return self.session.run(
+            [self.output], {"input": np.ascontiguousarray(X, dtype=np.float32)}
+        )[0]
 
     def decode(self, out: np.ndarray, probabilities: bool = False) -> tuple[list, list | None]:
         """Raw model output -> (labels or values, probabilities or None) as JSON-ready lists."""
@@ -90,7 +94,9 @@ class Predictor:
             return preds, (out.tolist() if probabilities else None)
         return out.reshape(-1).astype(float).tolist(), None
 
-    def predict_encoded(self, X: np.ndarray, probabilities: bool = False) -> tuple[list, list | None]:
+    def predict_encoded(
+        self, X: np.ndarray, probabilities: bool = False
+    ) -> tuple[list, list | None]:
         return self.decode(self.run(X), probabilities)
 
     def predict(self, rows: Any, probabilities: bool = False) -> tuple[list, list | None]:
@@ -110,7 +116,9 @@ class Predictor:
         out = self.run(self.encode(self.probe_rows()))
         want = (1, len(self.classes)) if self.task == "classification" and self.classes else None
         if (want is not None and out.shape != want) or out.shape[0] != 1:
-            raise RuntimeError(f"self-test: model output shape {out.shape}, expected {want or '(1, ...)'}")
+            raise RuntimeError(
+                f"self-test: model output shape {out.shape}, expected {want or '(1, ...)'}"
+            )
         if not np.isfinite(out).all():
             raise RuntimeError("self-test: model output is not finite")
         return out

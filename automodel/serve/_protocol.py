@@ -75,8 +75,11 @@ def parse_json(body: bytes) -> Any:
 
 
 def _non_finite(exc: _NonFinite) -> RequestError:
-    return RequestError(422, f"non-finite number {exc.args[0]} in the request: JSON numbers must be "
-                             "finite; send null for a missing value")
+    return RequestError(
+        422,
+        f"non-finite number {exc.args[0]} in the request: JSON numbers must be "
+        "finite; send null for a missing value",
+    )
 
 
 def _obj(doc: Any, what: str) -> dict:
@@ -86,8 +89,13 @@ def _obj(doc: Any, what: str) -> dict:
 
 
 def _kind(v: Any) -> str:
-    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
-            type(None): "null"}.get(type(v), "a number")
+    return {
+        dict: "an object",
+        list: "an array",
+        str: "a string",
+        bool: "a boolean",
+        type(None): "null",
+    }.get(type(v), "a number")
 
 
 def _flag(doc: dict, key: str) -> bool:
@@ -115,7 +123,9 @@ def _guarded(parse):
         except RecursionError:
             raise RequestError(400, "malformed request: nested too deeply") from None
         except Exception as exc:
-            raise RequestError(400, f"malformed request: {type(exc).__name__}: {str(exc)[:200]}") from None
+            raise RequestError(
+                400, f"malformed request: {type(exc).__name__}: {str(exc)[:200]}"
+            ) from None
 
     return wrapper
 
@@ -127,14 +137,20 @@ def parse_rows_request(body: bytes, keys: tuple[str, ...]) -> tuple[list, bool]:
     present = [k for k in keys if k in doc]
     if not present:
         got = ", ".join(map(repr, doc)) or "none"
-        raise RequestError(400, f"missing key: send {' or '.join(repr(k) for k in keys)} with a list of rows "
-                                f"(got keys: {got})")
+        raise RequestError(
+            400,
+            f"missing key: send {' or '.join(repr(k) for k in keys)} with a list of rows "
+            f"(got keys: {got})",
+        )
     if len(present) > 1:
         raise RequestError(400, f"send one of {', '.join(map(repr, present))}, not both")
     unknown = [k for k in doc if k not in keys and k != "probabilities"]
     if unknown:
-        raise RequestError(400, f"unknown key(s) {', '.join(map(repr, unknown))}: expected "
-                                f"{' or '.join(map(repr, keys))} and optionally 'probabilities'")
+        raise RequestError(
+            400,
+            f"unknown key(s) {', '.join(map(repr, unknown))}: expected "
+            f"{' or '.join(map(repr, keys))} and optionally 'probabilities'",
+        )
     rows = doc[present[0]]
     if not isinstance(rows, list):
         raise RequestError(400, f"{present[0]}: expected a list of rows, got {_kind(rows)}")
@@ -145,17 +161,33 @@ def parse_rows_request(body: bytes, keys: tuple[str, ...]) -> tuple[list, bool]:
 
 # ---- Open Inference Protocol v2 -----------------------------------------------------------------
 # datatype -> numpy dtype (BYTES handled apart). https://kserve.github.io/website/latest/modelserving/data_plane/v2_protocol/
-V2_DTYPES = {"BOOL": np.bool_, "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32, "UINT64": np.uint64,
-             "INT8": np.int8, "INT16": np.int16, "INT32": np.int32, "INT64": np.int64,
-             "FP16": np.float16, "FP32": np.float32, "FP64": np.float64}
+V2_DTYPES = {
+    "BOOL": np.bool_,
+    "UINT8": np.uint8,
+    "UINT16": np.uint16,
+    "UINT32": np.uint32,
+    "UINT64": np.uint64,
+    "INT8": np.int8,
+    "INT16": np.int16,
+    "INT32": np.int32,
+    "INT64": np.int64,
+    "FP16": np.float16,
+    "FP32": np.float32,
+    "FP64": np.float64,
+}
 BINARY_HEADER = "inference-header-content-length"
 
 
 class V2Request:
     """A parsed v2 infer request: rows for the predictor and the outputs asked for."""
 
-    def __init__(self, rows: list, outputs: list[tuple[str, bool]] | None, request_id: str | None,
-                 binary_default: bool):
+    def __init__(
+        self,
+        rows: list,
+        outputs: list[tuple[str, bool]] | None,
+        request_id: str | None,
+        binary_default: bool,
+    ):
         self.rows = rows
         self.outputs = outputs
         self.id = request_id
@@ -174,21 +206,30 @@ def parse_v2_request(body: bytes, header_length: str | None, columns: list[str])
         try:
             n = int(header_length)
         except ValueError:
-            raise RequestError(400, f"Inference-Header-Content-Length: expected an integer, got {header_length!r}") from None
+            raise RequestError(
+                400, f"Inference-Header-Content-Length: expected an integer, got {header_length!r}"
+            ) from None
         if not 0 < n <= len(body):
-            raise RequestError(400, f"Inference-Header-Content-Length {n} does not fit a body of {len(body)} bytes")
+            raise RequestError(
+                400, f"Inference-Header-Content-Length {n} does not fit a body of {len(body)} bytes"
+            )
         body, blob = body[:n], body[n:]
     doc = _obj(parse_json(body), "request body")
     inputs = doc.get("inputs")
     if not isinstance(inputs, list) or not inputs:
-        raise RequestError(400, "inputs: expected a non-empty list of tensors "
-                                '({"name", "shape", "datatype", "data"})')
+        raise RequestError(
+            400,
+            'inputs: expected a non-empty list of tensors ({"name", "shape", "datatype", "data"})',
+        )
     tensors, offset = [], 0
     for i, t in enumerate(inputs):
         values, shape, offset = _v2_tensor(_obj(t, f"inputs[{i}]"), i, blob, offset)
         tensors.append((t.get("name"), values, shape))
     if offset != len(blob):
-        raise RequestError(400, f"binary data: {len(blob) - offset} byte(s) left over after the inputs' binary_data_size")
+        raise RequestError(
+            400,
+            f"binary data: {len(blob) - offset} byte(s) left over after the inputs' binary_data_size",
+        )
     rows = _v2_rows(tensors, columns)
     params = doc.get("parameters") or {}
     binary_default = isinstance(params, dict) and params.get("binary_data_output") is True
@@ -214,17 +255,27 @@ def _v2_tensor(t: dict, i: int, blob: bytes, offset: int) -> tuple[list, list[in
     if not isinstance(t.get("name"), str):
         raise RequestError(400, f"{where}.name: expected a string")
     shape, dtype = t.get("shape"), t.get("datatype")
-    if not isinstance(shape, list) or not shape or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
-        raise RequestError(400, f"{where}.shape: expected a list of non-negative integers, got {shape!r}")
+    if (
+        not isinstance(shape, list)
+        or not shape
+        or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
+    ):
+        raise RequestError(
+            400, f"{where}.shape: expected a list of non-negative integers, got {shape!r}"
+        )
     if not isinstance(dtype, str) or (dtype not in V2_DTYPES and dtype != "BYTES"):
-        raise RequestError(400, f"{where}.datatype: {dtype!r} is not one of {', '.join([*V2_DTYPES, 'BYTES'])}")
+        raise RequestError(
+            400, f"{where}.datatype: {dtype!r} is not one of {', '.join([*V2_DTYPES, 'BYTES'])}"
+        )
     count = int(np.prod(shape))
     params = t.get("parameters") or {}
     size = params.get("binary_data_size") if isinstance(params, dict) else None
     if size is not None:
         if not isinstance(size, int) or size < 0 or offset + size > len(blob):
-            raise RequestError(400, f"{where}.parameters.binary_data_size: {size!r} does not fit the binary data")
-        raw = blob[offset:offset + size]
+            raise RequestError(
+                400, f"{where}.parameters.binary_data_size: {size!r} does not fit the binary data"
+            )
+        raw = blob[offset : offset + size]
         offset += size
         values = _v2_binary(raw, dtype, count, where)
     else:
@@ -232,9 +283,19 @@ def _v2_tensor(t: dict, i: int, blob: bytes, offset: int) -> tuple[list, list[in
             raise RequestError(400, f"{where}.data: missing (or give parameters.binary_data_size)")
         values = _flatten(t["data"], where)
         if dtype != "BYTES":
-            bad = next((v for v in values if isinstance(v, (str, list, dict)) or (v is not None and dtype != "BOOL" and isinstance(v, bool))), None)
+            bad = next(
+                (
+                    v
+                    for v in values
+                    if isinstance(v, (str, list, dict))
+                    or (v is not None and dtype != "BOOL" and isinstance(v, bool))
+                ),
+                None,
+            )
             if bad is not None:
-                raise RequestError(422, f"{where}.data: datatype {dtype} needs numbers, got {bad!r}")
+                raise RequestError(
+                    422, f"{where}.data: datatype {dtype} needs numbers, got {bad!r}"
+                )
     if len(values) != count:
         raise RequestError(422, f"{where}: shape {shape} needs {count} values, got {len(values)}")
     return values, shape, offset
@@ -264,32 +325,47 @@ def _v2_binary(raw: bytes, dtype: str, count: int, where: str) -> list:
         while pos < len(raw):
             if pos + 4 > len(raw):
                 raise RequestError(400, f"{where}: truncated BYTES element")
-            n = int.from_bytes(raw[pos:pos + 4], "little")
-            values.append(raw[pos + 4:pos + 4 + n].decode("utf-8", errors="replace"))
+            n = int.from_bytes(raw[pos : pos + 4], "little")
+            values.append(raw[pos + 4 : pos + 4 + n].decode("utf-8", errors="replace"))
             pos += 4 + n
         return values
     np_dtype = np.dtype(V2_DTYPES[dtype]).newbyteorder("<")
     if len(raw) != count * np_dtype.itemsize:
-        raise RequestError(422, f"{where}: {len(raw)} binary bytes, expected {count * np_dtype.itemsize} for {count} {dtype}")
+        raise RequestError(
+            422,
+            f"{where}: {len(raw)} binary bytes, expected {count * np_dtype.itemsize} for {count} {dtype}",
+        )
     return np.frombuffer(raw, dtype=np_dtype).astype(np.float64).tolist()
 
 
 def _v2_rows(tensors: list[tuple[str, list, list[int]]], columns: list[str]) -> list:
     width = len(columns)
-    if len(tensors) == 1 and len(tensors[0][2]) == 2 and (tensors[0][0] not in columns or width == 1):
+    if (
+        len(tensors) == 1
+        and len(tensors[0][2]) == 2
+        and (tensors[0][0] not in columns or width == 1)
+    ):
         name, values, shape = tensors[0]
         if shape[1] != width:
-            raise RequestError(422, f"input {name!r}: shape {shape} has {shape[1]} columns, the model takes {width}")
-        return [values[r * width:(r + 1) * width] for r in range(shape[0])]
+            raise RequestError(
+                422,
+                f"input {name!r}: shape {shape} has {shape[1]} columns, the model takes {width}",
+            )
+        return [values[r * width : (r + 1) * width] for r in range(shape[0])]
     names = [t[0] for t in tensors]
     unknown = [n for n in names if n not in columns]
     if unknown:
-        raise RequestError(422, f"unknown input(s) {', '.join(map(repr, unknown))}: send one input of shape "
-                                f"[N, {width}], or one input a column named after it ({', '.join(columns[:8])}"
-                                f"{', ...' if width > 8 else ''})")
+        raise RequestError(
+            422,
+            f"unknown input(s) {', '.join(map(repr, unknown))}: send one input of shape "
+            f"[N, {width}], or one input a column named after it ({', '.join(columns[:8])}"
+            f"{', ...' if width > 8 else ''})",
+        )
     missing = [c for c in columns if c not in names]
     if missing:
-        raise RequestError(422, f"missing input(s) for column(s) {', '.join(map(repr, missing[:10]))}")
+        raise RequestError(
+            422, f"missing input(s) for column(s) {', '.join(map(repr, missing[:10]))}"
+        )
     n = {len(t[1]) for t in tensors}
     if len(n) != 1 or any(len(t[2]) > 2 or (len(t[2]) == 2 and t[2][1] != 1) for t in tensors):
         raise RequestError(422, "column inputs must all have shape [N] (or [N, 1]) with the same N")
@@ -308,8 +384,9 @@ def v2_datatype(values: list) -> str:
     return "BYTES"
 
 
-def v2_response(model: str, version: str, request_id: str | None, outputs: list[dict],
-                binary: dict[str, bool]) -> tuple[bytes, dict[str, str]]:
+def v2_response(
+    model: str, version: str, request_id: str | None, outputs: list[dict], binary: dict[str, bool]
+) -> tuple[bytes, dict[str, str]]:
     """Encode a v2 response; outputs flagged in ``binary`` go after the JSON header as raw bytes."""
     doc: dict[str, Any] = {"model_name": model, "model_version": version, "outputs": []}
     if request_id is not None:
@@ -319,7 +396,10 @@ def v2_response(model: str, version: str, request_id: str | None, outputs: list[
         if binary.get(o["name"]):
             raw = _to_binary(o["data"], o["datatype"])
             blobs.append(raw)
-            doc["outputs"].append({k: v for k, v in o.items() if k != "data"} | {"parameters": {"binary_data_size": len(raw)}})
+            doc["outputs"].append(
+                {k: v for k, v in o.items() if k != "data"}
+                | {"parameters": {"binary_data_size": len(raw)}}
+            )
         else:
             doc["outputs"].append(o)
     head = dumps(doc)

@@ -63,8 +63,15 @@ class ModelServer:
         infer: coroutine running the model on encoded rows (default: directly).
     """
 
-    def __init__(self, predictor: Predictor, *, name: str | None = None, max_rows: int = 10_000,
-                 token: str | None = None, infer: Infer | None = None):
+    def __init__(
+        self,
+        predictor: Predictor,
+        *,
+        name: str | None = None,
+        max_rows: int = 10_000,
+        token: str | None = None,
+        infer: Infer | None = None,
+    ):
         self.predictor = predictor
         self.name = name or predictor.name
         self.version = predictor.version
@@ -90,14 +97,18 @@ class ModelServer:
             self.routes[f"{base}/infer"] = {"POST": self._infer_v2}
 
     # ---- entry point ------------------------------------------------------------------------
-    async def handle(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Reply:
+    async def handle(
+        self, method: str, path: str, headers: Mapping[str, str], body: bytes
+    ) -> Reply:
         methods = self.routes.get(path)
         if methods is None:
             return self._not_found(method, path)
         fn = methods.get(method)
         if fn is None:
             allow = ", ".join(methods)
-            return error_reply(405, f"{method} {path} is not allowed; use {allow}", {"allow": allow})
+            return error_reply(
+                405, f"{method} {path} is not allowed; use {allow}", {"allow": allow}
+            )
         if self.token is not None and path not in OPEN_PATHS:
             denied = self._check_token(headers.get("authorization"))
             if denied is not None:
@@ -114,18 +125,29 @@ class ModelServer:
     def _not_found(self, method: str, path: str) -> Reply:
         m = _MODEL_PATH.match(path)
         if m and m.group(1) != self.name:
-            return error_reply(404, f"model {m.group(1)!r} not found; this server serves {self.name!r}")
+            return error_reply(
+                404, f"model {m.group(1)!r} not found; this server serves {self.name!r}"
+            )
         if path.startswith(f"/v2/models/{self.name}/versions/"):
-            return error_reply(404, f"{path}: unknown version or route; serving version {self.version!r}")
-        return error_reply(404, f"no route {method} {path}; see GET /openapi.json "
-                                f"(POST /predict, /v1/models/{self.name}:predict, /v2/models/{self.name}/infer)")
+            return error_reply(
+                404, f"{path}: unknown version or route; serving version {self.version!r}"
+            )
+        return error_reply(
+            404,
+            f"no route {method} {path}; see GET /openapi.json "
+            f"(POST /predict, /v1/models/{self.name}:predict, /v2/models/{self.name}/infer)",
+        )
 
     def _check_token(self, header: str | None) -> Reply | None:
         challenge = {"www-authenticate": 'Bearer realm="automodel"'}
         if not header:
-            return error_reply(401, "missing bearer token: send 'Authorization: Bearer <token>'", challenge)
+            return error_reply(
+                401, "missing bearer token: send 'Authorization: Bearer <token>'", challenge
+            )
         scheme, _, given = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), self.token):
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode(), self.token
+        ):
             return error_reply(401, "invalid bearer token", challenge)
         return None
 
@@ -142,8 +164,11 @@ class ModelServer:
         if not rows:
             raise RequestError(400, "empty batch: send at least one row")
         if len(rows) > self.max_rows:
-            raise RequestError(413, f"too many rows: {len(rows)} in one request, the limit is "
-                                    f"{self.max_rows} (serve.max_rows)")
+            raise RequestError(
+                413,
+                f"too many rows: {len(rows)} in one request, the limit is "
+                f"{self.max_rows} (serve.max_rows)",
+            )
         try:
             X = self.predictor.encode(rows, strict=strict)
         except DataError as exc:
@@ -151,10 +176,14 @@ class ModelServer:
         except RecursionError:
             raise RequestError(400, "rows nest too deeply") from None
         except Exception as exc:  # any other failure to encode is still the input's fault
-            raise RequestError(422, _clip(f"rows could not be encoded: {type(exc).__name__}: {exc}")) from None
+            raise RequestError(
+                422, _clip(f"rows could not be encoded: {type(exc).__name__}: {exc}")
+            ) from None
         if not np.isfinite(X).all():  # e.g. 1e308 scales past float32's range
             r, c = np.argwhere(~np.isfinite(X))[0]
-            raise RequestError(422, f"row {r}: encoded feature {c} is not finite: a value is out of range")
+            raise RequestError(
+                422, f"row {r}: encoded feature {c} is not finite: a value is out of range"
+            )
         return X
 
     async def _predict(self, body: bytes, keys: tuple[str, ...]) -> Reply:
@@ -174,18 +203,29 @@ class ModelServer:
         out = await self.infer(self.encode(req.rows, strict=False))
         preds, _ = self.predictor.decode(out)
         n = len(preds)
-        outputs = [{"name": "predictions", "shape": [n], "datatype": v2_datatype(preds), "data": preds}]
+        outputs = [
+            {"name": "predictions", "shape": [n], "datatype": v2_datatype(preds), "data": preds}
+        ]
         if self.predictor.task == "classification":
-            outputs.append({"name": "probabilities", "shape": list(out.shape), "datatype": "FP32",
-                            "data": out.astype(np.float32).reshape(-1).tolist()})
+            outputs.append(
+                {
+                    "name": "probabilities",
+                    "shape": list(out.shape),
+                    "datatype": "FP32",
+                    "data": out.astype(np.float32).reshape(-1).tolist(),
+                }
+            )
         if req.outputs is None:
             binary = dict.fromkeys((o["name"] for o in outputs), req.binary_default)
         else:
             known = {o["name"] for o in outputs}
             unknown = [name for name, _ in req.outputs if name not in known]
             if unknown:
-                raise RequestError(400, f"unknown output(s) {', '.join(map(repr, unknown))}; "
-                                        f"this model has {', '.join(sorted(known))}")
+                raise RequestError(
+                    400,
+                    f"unknown output(s) {', '.join(map(repr, unknown))}; "
+                    f"this model has {', '.join(sorted(known))}",
+                )
             binary = dict(req.outputs)
             outputs = [o for o in outputs if o["name"] in binary]
         data, extra = v2_response(self.name, self.version, req.id, outputs, binary)
@@ -198,28 +238,62 @@ class ModelServer:
 
     def _index(self, headers, body) -> Reply:
         card = self.predictor.artifact.card
-        return _json(200, {"model": self.name, "version": self.version, "task": card["task"],
-                           "family": card.get("family"), "inputs": self.predictor.input_columns,
-                           "classes": self.predictor.classes, "openapi": "/openapi.json"})
+        return _json(
+            200,
+            {
+                "model": self.name,
+                "version": self.version,
+                "task": card["task"],
+                "family": card.get("family"),
+                "inputs": self.predictor.input_columns,
+                "classes": self.predictor.classes,
+                "openapi": "/openapi.json",
+            },
+        )
 
     def _server_metadata(self, headers, body) -> Reply:
         from automodel import __version__
 
-        return _json(200, {"name": "automodel", "version": __version__, "extensions": ["binary_tensor_data"]})
+        return _json(
+            200, {"name": "automodel", "version": __version__, "extensions": ["binary_tensor_data"]}
+        )
 
     def _model_metadata(self, headers, body) -> Reply:
         prep = self.predictor.artifact.preprocessor
         numeric = all(c.kind == "numeric" for c in prep.columns)
-        outputs = [{"name": "predictions", "datatype": "INT64" if self.predictor.task == "classification" else "FP64",
-                    "shape": [-1]}]
+        outputs = [
+            {
+                "name": "predictions",
+                "datatype": "INT64" if self.predictor.task == "classification" else "FP64",
+                "shape": [-1],
+            }
+        ]
         if self.predictor.classes:
             outputs[0]["datatype"] = v2_datatype(list(self.predictor.classes))
-            outputs.append({"name": "probabilities", "datatype": "FP32", "shape": [-1, len(self.predictor.classes)]})
-        return _json(200, {"name": self.name, "versions": [self.version], "platform": "onnxruntime_onnx",
-                           "inputs": [{"name": "input", "datatype": "FP64" if numeric else "BYTES",
-                                       "shape": [-1, len(prep.columns)]}],
-                           "outputs": outputs})
+            outputs.append(
+                {
+                    "name": "probabilities",
+                    "datatype": "FP32",
+                    "shape": [-1, len(self.predictor.classes)],
+                }
+            )
+        return _json(
+            200,
+            {
+                "name": self.name,
+                "versions": [self.version],
+                "platform": "onnxruntime_onnx",
+                "inputs": [
+                    {
+                        "name": "input",
+                        "datatype": "FP64" if numeric else "BYTES",
+                        "shape": [-1, len(prep.columns)],
+                    }
+                ],
+                "outputs": outputs,
+            },
+        )
 
 
 def _clip(text: str, limit: int = 300) -> str:
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."

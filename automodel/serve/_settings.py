@@ -20,7 +20,13 @@ from automodel.spec import ServeSpec
 IMPORT_PATH = "serve_apps.model:app"
 DEPLOYMENT = "Model"
 # What a running replica may change in place on `serve deploy` (user_config): no restart, no drop.
-LIVE_KEYS = ("max_batch_size", "batch_wait_timeout_s", "max_rows", "max_body_bytes", "auth_token_env")
+LIVE_KEYS = (
+    "max_batch_size",
+    "batch_wait_timeout_s",
+    "max_rows",
+    "max_body_bytes",
+    "auth_token_env",
+)
 
 
 def serve_settings(artifact: Artifact, overrides: Mapping[str, Any] | None = None) -> ServeSpec:
@@ -83,9 +89,12 @@ def deployment_options(settings: ServeSpec) -> dict[str, Any]:
 
 def user_config(artifact_path: str | Path, settings: ServeSpec, name: str) -> dict[str, Any]:
     """What `reconfigure` receives: the artifact to load and the settings a replica applies live."""
-    return {"artifact": str(Path(artifact_path).resolve()), "name": name,
-            "threads": max(1, int(settings.num_cpus)),
-            **{k: getattr(settings, k) for k in LIVE_KEYS}}
+    return {
+        "artifact": str(Path(artifact_path).resolve()),
+        "name": name,
+        "threads": max(1, int(settings.num_cpus)),
+        **{k: getattr(settings, k) for k in LIVE_KEYS},
+    }
 
 
 def application(artifact: Artifact, settings: ServeSpec) -> dict[str, Any]:
@@ -96,12 +105,19 @@ def application(artifact: Artifact, settings: ServeSpec) -> dict[str, Any]:
         "route_prefix": settings.route_prefix,
         "import_path": IMPORT_PATH,
         "args": {"artifact": str(artifact.path.resolve())},
-        "deployments": [{"name": DEPLOYMENT, **deployment_options(settings),
-                         "user_config": user_config(artifact.path, settings, name)}],
+        "deployments": [
+            {
+                "name": DEPLOYMENT,
+                **deployment_options(settings),
+                "user_config": user_config(artifact.path, settings, name),
+            }
+        ],
     }
 
 
-def serve_config(artifact: Artifact, settings: ServeSpec, host: str | None = None) -> dict[str, Any]:
+def serve_config(
+    artifact: Artifact, settings: ServeSpec, host: str | None = None
+) -> dict[str, Any]:
     """A whole Serve config (``serve deploy`` / ``serve run`` accept it unchanged)."""
     return {
         "proxy_location": "EveryNode",
@@ -120,6 +136,9 @@ def auth_token(env_name: str | None) -> str | None:
         return None
     token = os.environ.get(env_name, "")
     if not token.strip():
-        raise SpecError("serve.auth_token_env", f"environment variable {env_name} is not set (or empty); "
-                                                "set it to the bearer token, or remove auth_token_env")
+        raise SpecError(
+            "serve.auth_token_env",
+            f"environment variable {env_name} is not set (or empty); "
+            "set it to the bearer token, or remove auth_token_env",
+        )
     return token.strip()

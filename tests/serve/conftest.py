@@ -22,15 +22,31 @@ from automodel.spec import Spec
 from automodel.train import TrainedModel
 
 
-def make_artifact(path: Path, spec: Spec, family: str = "logistic", params: dict | None = None,
-                  dataset=None, version: int | None = None):
+def make_artifact(
+    path: Path,
+    spec: Spec,
+    family: str = "logistic",
+    params: dict | None = None,
+    dataset=None,
+    version: int | None = None,
+):
     """Fit ``family`` on ``spec.data`` in-process and write ``path`` as the pipeline would."""
     data = dataset or load_dataset(spec.data)
     cls = get_family(family)
-    model = cls(data.task, data.n_features, data.n_outputs, params, image_shape=data.preprocessor.image_shape,
-                max_steps=5).fit(data.X_train, data.y_train)
-    trained = TrainedModel(model, family, model.params, {"workers": 1, "use_gpu": False, "epochs": 0,
-                                                         "restarts": 0, "wall_s": 0.0})
+    model = cls(
+        data.task,
+        data.n_features,
+        data.n_outputs,
+        params,
+        image_shape=data.preprocessor.image_shape,
+        max_steps=5,
+    ).fit(data.X_train, data.y_train)
+    trained = TrainedModel(
+        model,
+        family,
+        model.params,
+        {"workers": 1, "use_gpu": False, "epochs": 0, "restarts": 0, "wall_s": 0.0},
+    )
     artifact = build_artifact(spec, data, trained, path)
     if version is not None:  # a second version of the same model, as a re-run would write it
         import json
@@ -59,12 +75,14 @@ def mixed_artifact(tmp_path_factory):
 
     rng = np.random.default_rng(0)
     n = 300
-    frame = pd.DataFrame({
-        "age": rng.integers(18, 80, n).astype(float),
-        "city": rng.choice(["paris", "lyon", "nice"], n),
-        "plan": rng.choice(["basic", "pro"], n),
-        "income": rng.normal(50, 10, n),
-    })
+    frame = pd.DataFrame(
+        {
+            "age": rng.integers(18, 80, n).astype(float),
+            "city": rng.choice(["paris", "lyon", "nice"], n),
+            "plan": rng.choice(["basic", "pro"], n),
+            "income": rng.normal(50, 10, n),
+        }
+    )
     frame.loc[::17, "age"] = np.nan
     frame.loc[::13, "city"] = None
     frame["churn"] = np.where((frame["plan"] == "pro") ^ (frame["income"] > 50), "yes", "no")
@@ -90,10 +108,25 @@ class Server:
 
         self.port = free_port()
         self.log = Path(artifact).parent / f"serve-{self.port}.log"
-        cmd = [sys.executable, "-m", "automodel.cli", "serve", str(artifact), "--port", str(self.port), *args]
+        cmd = [
+            sys.executable,
+            "-m",
+            "automodel.cli",
+            "serve",
+            str(artifact),
+            "--port",
+            str(self.port),
+            *args,
+        ]
         full_env = {**os.environ, "RAY_metrics_report_interval_ms": "1000", **(env or {})}
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=open(self.log, "w"), text=True,
-                                     env=full_env, start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=open(self.log, "w"),
+            text=True,
+            env=full_env,
+            start_new_session=True,
+        )
         self.lines: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
         deadline = time.time() + timeout
@@ -152,11 +185,14 @@ class Load:
 
         limits = httpx.Limits(max_connections=self.conns, max_keepalive_connections=self.conns)
         async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+
             async def worker():
                 while not self._stop.is_set():
                     try:
                         r = await client.post(self.url, content=self.body, headers=self.headers)
-                        version = r.json().get("version", "") if r.status_code == 200 else r.text[:100]
+                        version = (
+                            r.json().get("version", "") if r.status_code == 200 else r.text[:100]
+                        )
                         self.results.append((time.time(), r.status_code, version))
                     except Exception as exc:  # a dropped connection counts as a failed request
                         self.results.append((time.time(), 0, type(exc).__name__))

@@ -44,9 +44,14 @@ def test_app_builder_reads_the_artifacts_serve_section(tmp_path, digits):
     from serve_apps.model import app
     from tests.serve.conftest import make_artifact
 
-    artifact, _ = make_artifact(tmp_path / "artifact", Spec(name="d", serve={"min_replicas": 2, "max_replicas": 2,
-                                                                           "num_cpus": 0.5, "max_rows": 7}),
-                                "logistic", dataset=digits)
+    artifact, _ = make_artifact(
+        tmp_path / "artifact",
+        Spec(
+            name="d", serve={"min_replicas": 2, "max_replicas": 2, "num_cpus": 0.5, "max_rows": 7}
+        ),
+        "logistic",
+        dataset=digits,
+    )
     assert artifact.card["serve"]["max_rows"] == 7
     deployment = app({"artifact": str(artifact.path)})._bound_deployment
     assert deployment.num_replicas == 2 and deployment.ray_actor_options["num_cpus"] == 0.5
@@ -60,7 +65,10 @@ def test_app_builder_reads_the_artifacts_serve_section(tmp_path, digits):
 def test_user_errors_are_one_line_exit_2(digits_artifact, tmp_path, monkeypatch, capsys):
     artifact, _ = digits_artifact
     r = run_cli("serve", str(tmp_path / "nope"))
-    assert r.returncode == 2 and r.stderr.strip() == f"artifact not found: {tmp_path / 'nope'} is not a directory"
+    assert (
+        r.returncode == 2
+        and r.stderr.strip() == f"artifact not found: {tmp_path / 'nope'} is not a directory"
+    )
     assert main(["deploy", str(artifact.path), "--port", "0"]) == 2
     assert capsys.readouterr().err.strip().startswith("spec error: serve.port:")
     with socket.socket() as s:

@@ -33,8 +33,13 @@ TOKEN = "s3cret-token"
 def served(tmp_path_factory, digits):
     """(server, artifact, dataset): a digits logistic model on `automodel serve`."""
     root = tmp_path_factory.mktemp("http")
-    artifact, data = make_artifact(root / "v1" / "artifact", Spec(name="digits", serve=SERVE), "logistic",
-                                   {"C": 1.0}, dataset=digits)
+    artifact, data = make_artifact(
+        root / "v1" / "artifact",
+        Spec(name="digits", serve=SERVE),
+        "logistic",
+        {"C": 1.0},
+        dataset=digits,
+    )
     # The token is in the server's environment from the start; v2 of the model turns auth on.
     server = Server(artifact.path, env={TOKEN_ENV: TOKEN})
     yield server, artifact, data
@@ -110,18 +115,36 @@ def test_kserve_v1(served, client, offline):
 def test_open_inference_protocol_v2_json(served, client, offline):
     _, _, data = served
     rows = digits_rows(data, 7)
-    for path in ("/v2/health/live", "/v2/health/ready", "/v2/models/digits/ready", "/v2/models/digits/versions/1/ready"):
+    for path in (
+        "/v2/health/live",
+        "/v2/health/ready",
+        "/v2/models/digits/ready",
+        "/v2/models/digits/versions/1/ready",
+    ):
         assert client.get(path).status_code == 200, path
     meta = client.get("/v2/models/digits").json()
     assert meta["versions"] == ["1"] and meta["inputs"][0]["shape"] == [-1, 64]
-    req = {"id": "abc", "inputs": [{"name": "input", "shape": [7, 64], "datatype": "FP32",
-                                    "data": [v for r in rows for v in r]}]}
+    req = {
+        "id": "abc",
+        "inputs": [
+            {
+                "name": "input",
+                "shape": [7, 64],
+                "datatype": "FP32",
+                "data": [v for r in rows for v in r],
+            }
+        ],
+    }
     body = client.post("/v2/models/digits/infer", json=req).json()
     assert body["model_name"] == "digits" and body["model_version"] == "1" and body["id"] == "abc"
     out = {o["name"]: o for o in body["outputs"]}
-    assert out["predictions"]["data"] == offline[0][:7] and out["predictions"]["datatype"] == "INT64"
+    assert (
+        out["predictions"]["data"] == offline[0][:7] and out["predictions"]["datatype"] == "INT64"
+    )
     assert out["probabilities"]["shape"] == [7, 10]
-    np.testing.assert_allclose(np.reshape(out["probabilities"]["data"], (7, 10)), offline[1][:7], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        np.reshape(out["probabilities"]["data"], (7, 10)), offline[1][:7], rtol=1e-5, atol=1e-6
+    )
     # only the outputs asked for
     req["outputs"] = [{"name": "predictions"}]
     body = client.post("/v2/models/digits/infer", json=req).json()
@@ -139,11 +162,15 @@ def test_triton_client_gets_correct_outputs(served, offline):
     for binary in (True, False):
         inp = tritonclient.InferInput("input", list(rows.shape), "FP32")
         inp.set_data_from_numpy(rows, binary_data=binary)
-        outs = [tritonclient.InferRequestedOutput("predictions", binary_data=binary),
-                tritonclient.InferRequestedOutput("probabilities", binary_data=binary)]
+        outs = [
+            tritonclient.InferRequestedOutput("predictions", binary_data=binary),
+            tritonclient.InferRequestedOutput("probabilities", binary_data=binary),
+        ]
         result = c.infer("digits", [inp], outputs=outs)
         assert result.as_numpy("predictions").tolist() == offline[0][:16]
-        np.testing.assert_allclose(result.as_numpy("probabilities"), offline[1][:16], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            result.as_numpy("probabilities"), offline[1][:16], rtol=1e-5, atol=1e-6
+        )
     c.close()
 
 
@@ -157,37 +184,269 @@ def _bad_inputs(rows):
         ("not-an-object", "POST", "/predict", [row], {}, 400, "expected a JSON object"),
         ("empty-body", "POST", "/predict", b"", {}, 400, "empty request body"),
         ("missing-key", "POST", "/predict", {"rows": [row]}, {}, 400, "missing key"),
-        ("both-keys", "POST", "/predict", {"features": [row], "instances": [row]}, {}, 400, "not both"),
-        ("unknown-key", "POST", "/predict", {"features": [row], "extra": 1}, {}, 400, "unknown key"),
-        ("features-not-list", "POST", "/predict", {"features": {"a": 1}}, {}, 400, "expected a list of rows"),
+        (
+            "both-keys",
+            "POST",
+            "/predict",
+            {"features": [row], "instances": [row]},
+            {},
+            400,
+            "not both",
+        ),
+        (
+            "unknown-key",
+            "POST",
+            "/predict",
+            {"features": [row], "extra": 1},
+            {},
+            400,
+            "unknown key",
+        ),
+        (
+            "features-not-list",
+            "POST",
+            "/predict",
+            {"features": {"a": 1}},
+            {},
+            400,
+            "expected a list of rows",
+        ),
         ("empty-batch", "POST", "/predict", {"features": []}, {}, 400, "empty batch"),
-        ("flat-row", "POST", "/predict", {"features": row}, {}, 422, "row 0: expected a list of 64 values"),
-        ("too-narrow", "POST", "/predict", {"features": [row[:3]]}, {}, 422, "expected 64 values, got 3"),
-        ("too-wide", "POST", "/predict", {"features": [row + [1]]}, {}, 422, "expected 64 values, got 65"),
-        ("string-value", "POST", "/predict", {"features": [["x"] + row[1:]]}, {}, 422, "'pixel_0_0': expected a number"),
-        ("nested-value", "POST", "/predict", {"features": [[[1]] + row[1:]]}, {}, 422, "expected a number"),
-        ("nan", "POST", "/predict", b'{"features": [[NaN' + b", 0" * 63 + b"]]}", {}, 422, "non-finite number NaN"),
-        ("infinity", "POST", "/predict", b'{"features": [[-Infinity' + b", 0" * 63 + b"]]}", {}, 422, "non-finite number -Infinity"),
-        ("overflow", "POST", "/predict", b'{"features": [[1e400' + b", 0" * 63 + b"]]}", {}, 422, "non-finite"),
-        ("out-of-range", "POST", "/predict", {"features": [[1e300] + row[1:]]}, {}, 422, "not finite"),
-        ("record-missing", "POST", "/predict", {"instances": [{k: v for k, v in rec.items() if k != "pixel_3_3"}]}, {}, 422, "missing column(s): pixel_3_3"),
-        ("record-unknown", "POST", "/predict", {"instances": [{**rec, "colour": 1}]}, {}, 422, "unknown column(s): colour"),
-        ("probabilities-not-bool", "POST", "/predict", {"features": [row], "probabilities": "yes"}, {}, 400, "probabilities: expected true or false"),
-        ("too-many-rows", "POST", "/predict", {"features": [row] * 101}, {}, 413, "too many rows: 101"),
-        ("body-too-large", "POST", "/predict", b'{"features": [' + b"0," * 40000 + b"0]}", {}, 413, "over the limit of 65536"),
-        ("v1-unknown-model", "POST", "/v1/models/nope:predict", {"instances": [row]}, {}, 404, "model 'nope' not found"),
-        ("v1-missing-key", "POST", "/v1/models/digits:predict", {"features": [row]}, {}, 400, "'instances' or 'inputs'"),
-        ("v2-unknown-model", "POST", "/v2/models/nope/infer", v2, {}, 404, "model 'nope' not found"),
-        ("v2-unknown-version", "POST", "/v2/models/digits/versions/9/infer", v2, {}, 404, "serving version '1'"),
-        ("v2-no-inputs", "POST", "/v2/models/digits/infer", {"inputs": []}, {}, 400, "inputs: expected a non-empty list"),
-        ("v2-bad-datatype", "POST", "/v2/models/digits/infer", {"inputs": [{**v2["inputs"][0], "datatype": "FP99"}]}, {}, 400, "'FP99' is not one of"),
-        ("v2-shape-mismatch", "POST", "/v2/models/digits/infer", {"inputs": [{**v2["inputs"][0], "shape": [2, 64]}]}, {}, 422, "needs 128 values, got 64"),
-        ("v2-wrong-width", "POST", "/v2/models/digits/infer", {"inputs": [{**v2["inputs"][0], "shape": [2, 32]}]}, {}, 422, "the model takes 64"),
-        ("v2-string-in-fp32", "POST", "/v2/models/digits/infer", {"inputs": [{**v2["inputs"][0], "data": ["a"] * 64}]}, {}, 422, "needs numbers"),
-        ("v2-unknown-output", "POST", "/v2/models/digits/infer", {**v2, "outputs": [{"name": "logits"}]}, {}, 400, "unknown output(s) 'logits'"),
-        ("v2-bad-binary-header", "POST", "/v2/models/digits/infer", v2, {"inference-header-content-length": "99999"}, 400, "does not fit"),
+        (
+            "flat-row",
+            "POST",
+            "/predict",
+            {"features": row},
+            {},
+            422,
+            "row 0: expected a list of 64 values",
+        ),
+        (
+            "too-narrow",
+            "POST",
+            "/predict",
+            {"features": [row[:3]]},
+            {},
+            422,
+            "expected 64 values, got 3",
+        ),
+        (
+            "too-wide",
+            "POST",
+            "/predict",
+            {"features": [row + [1]]},
+            {},
+            422,
+            "expected 64 values, got 65",
+        ),
+        (
+            "string-value",
+            "POST",
+            "/predict",
+            {"features": [["x"] + row[1:]]},
+            {},
+            422,
+            "'pixel_0_0': expected a number",
+        ),
+        (
+            "nested-value",
+            "POST",
+            "/predict",
+            {"features": [[[1]] + row[1:]]},
+            {},
+            422,
+            "expected a number",
+        ),
+        (
+            "nan",
+            "POST",
+            "/predict",
+            b'{"features": [[NaN' + b", 0" * 63 + b"]]}",
+            {},
+            422,
+            "non-finite number NaN",
+        ),
+        (
+            "infinity",
+            "POST",
+            "/predict",
+            b'{"features": [[-Infinity' + b", 0" * 63 + b"]]}",
+            {},
+            422,
+            "non-finite number -Infinity",
+        ),
+        (
+            "overflow",
+            "POST",
+            "/predict",
+            b'{"features": [[1e400' + b", 0" * 63 + b"]]}",
+            {},
+            422,
+            "non-finite",
+        ),
+        (
+            "out-of-range",
+            "POST",
+            "/predict",
+            {"features": [[1e300] + row[1:]]},
+            {},
+            422,
+            "not finite",
+        ),
+        (
+            "record-missing",
+            "POST",
+            "/predict",
+            {"instances": [{k: v for k, v in rec.items() if k != "pixel_3_3"}]},
+            {},
+            422,
+            "missing column(s): pixel_3_3",
+        ),
+        (
+            "record-unknown",
+            "POST",
+            "/predict",
+            {"instances": [{**rec, "colour": 1}]},
+            {},
+            422,
+            "unknown column(s): colour",
+        ),
+        (
+            "probabilities-not-bool",
+            "POST",
+            "/predict",
+            {"features": [row], "probabilities": "yes"},
+            {},
+            400,
+            "probabilities: expected true or false",
+        ),
+        (
+            "too-many-rows",
+            "POST",
+            "/predict",
+            {"features": [row] * 101},
+            {},
+            413,
+            "too many rows: 101",
+        ),
+        (
+            "body-too-large",
+            "POST",
+            "/predict",
+            b'{"features": [' + b"0," * 40000 + b"0]}",
+            {},
+            413,
+            "over the limit of 65536",
+        ),
+        (
+            "v1-unknown-model",
+            "POST",
+            "/v1/models/nope:predict",
+            {"instances": [row]},
+            {},
+            404,
+            "model 'nope' not found",
+        ),
+        (
+            "v1-missing-key",
+            "POST",
+            "/v1/models/digits:predict",
+            {"features": [row]},
+            {},
+            400,
+            "'instances' or 'inputs'",
+        ),
+        (
+            "v2-unknown-model",
+            "POST",
+            "/v2/models/nope/infer",
+            v2,
+            {},
+            404,
+            "model 'nope' not found",
+        ),
+        (
+            "v2-unknown-version",
+            "POST",
+            "/v2/models/digits/versions/9/infer",
+            v2,
+            {},
+            404,
+            "serving version '1'",
+        ),
+        (
+            "v2-no-inputs",
+            "POST",
+            "/v2/models/digits/infer",
+            {"inputs": []},
+            {},
+            400,
+            "inputs: expected a non-empty list",
+        ),
+        (
+            "v2-bad-datatype",
+            "POST",
+            "/v2/models/digits/infer",
+            {"inputs": [{**v2["inputs"][0], "datatype": "FP99"}]},
+            {},
+            400,
+            "'FP99' is not one of",
+        ),
+        (
+            "v2-shape-mismatch",
+            "POST",
+            "/v2/models/digits/infer",
+            {"inputs": [{**v2["inputs"][0], "shape": [2, 64]}]},
+            {},
+            422,
+            "needs 128 values, got 64",
+        ),
+        (
+            "v2-wrong-width",
+            "POST",
+            "/v2/models/digits/infer",
+            {"inputs": [{**v2["inputs"][0], "shape": [2, 32]}]},
+            {},
+            422,
+            "the model takes 64",
+        ),
+        (
+            "v2-string-in-fp32",
+            "POST",
+            "/v2/models/digits/infer",
+            {"inputs": [{**v2["inputs"][0], "data": ["a"] * 64}]},
+            {},
+            422,
+            "needs numbers",
+        ),
+        (
+            "v2-unknown-output",
+            "POST",
+            "/v2/models/digits/infer",
+            {**v2, "outputs": [{"name": "logits"}]},
+            {},
+            400,
+            "unknown output(s) 'logits'",
+        ),
+        (
+            "v2-bad-binary-header",
+            "POST",
+            "/v2/models/digits/infer",
+            v2,
+            {"inference-header-content-length": "99999"},
+            400,
+            "does not fit",
+        ),
         ("wrong-method", "GET", "/predict", None, {}, 405, "use POST"),
-        ("unknown-route", "POST", "/predictions", {"features": [row]}, {}, 404, "no route POST /predictions"),
+        (
+            "unknown-route",
+            "POST",
+            "/predictions",
+            {"features": [row]},
+            {},
+            404,
+            "no route POST /predictions",
+        ),
     ]
 
 
@@ -197,11 +456,21 @@ def test_bad_inputs_get_4xx_naming_the_problem_and_server_keeps_answering(served
     failures = []
     for case_id, method, path, body, headers, status, fragment in _bad_inputs(rows):
         content = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
-        r = client.request(method, path, content=content, headers={"content-type": "application/json", **headers})
-        message = r.json().get("error", "") if r.headers.get("content-type", "").startswith("application/json") else r.text
+        r = client.request(
+            method, path, content=content, headers={"content-type": "application/json", **headers}
+        )
+        message = (
+            r.json().get("error", "")
+            if r.headers.get("content-type", "").startswith("application/json")
+            else r.text
+        )
         if r.status_code != status or fragment not in message:
-            failures.append(f"{case_id}: {r.status_code} {message!r}, expected {status} with {fragment!r}")
-        assert client.post("/predict", json={"features": rows}).json()["predictions"] == offline[0][:1], case_id
+            failures.append(
+                f"{case_id}: {r.status_code} {message!r}, expected {status} with {fragment!r}"
+            )
+        assert (
+            client.post("/predict", json={"features": rows}).json()["predictions"] == offline[0][:1]
+        ), case_id
     assert not failures, "\n".join(failures)
 
 
@@ -217,7 +486,12 @@ def test_chunked_body_over_the_limit_is_413(served, client):
 def test_openapi_published(served, client):
     doc = client.get("/openapi.json").json()
     assert doc["openapi"].startswith("3.")
-    assert {"/predict", "/v1/models/digits:predict", "/v2/models/digits/infer", "/v2/health/ready"} <= set(doc["paths"])
+    assert {
+        "/predict",
+        "/v1/models/digits:predict",
+        "/v2/models/digits/infer",
+        "/v2/health/ready",
+    } <= set(doc["paths"])
     as_lists, as_records = doc["components"]["schemas"]["Rows"]["oneOf"]
     assert as_lists["items"]["minItems"] == as_lists["items"]["maxItems"] == 64
     assert len(as_records["items"]["required"]) == 64
@@ -231,11 +505,28 @@ def test_schemathesis_fuzzing_finds_no_server_error(served, tmp_path):
         pytest.skip("schemathesis CLI not on PATH")
     server = served[0]
     proc = subprocess.run(
-        [exe, "run", f"{server.url}/openapi.json", "--checks",
-         "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
-         "--max-examples", "25", "--phases", "examples,coverage,fuzzing", "--generation-deterministic",
-         "--request-timeout", "20", "--suppress-health-check", "all", "--no-color"],
-        capture_output=True, text=True, timeout=240, cwd=tmp_path)
+        [
+            exe,
+            "run",
+            f"{server.url}/openapi.json",
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
+            "--max-examples",
+            "25",
+            "--phases",
+            "examples,coverage,fuzzing",
+            "--generation-deterministic",
+            "--request-timeout",
+            "20",
+            "--suppress-health-check",
+            "all",
+            "--no-color",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=tmp_path,
+    )
     report = proc.stdout[-4000:] + proc.stderr[-2000:]
     assert proc.returncode == 0, report
     counts = re.search(r"(\d+) generated, (\d+) passed", report)
@@ -250,49 +541,80 @@ def test_prometheus_metrics_count_requests_latency_and_batches(served, client):
     results = load.stop()
     assert results and all(status == 200 for _, status, _ in results)
     deadline, text = time.time() + 30, ""
-    wanted = ("ray_serve_deployment_request_counter", "ray_serve_deployment_processing_latency_ms",
-              "ray_serve_actual_batch_size")
+    wanted = (
+        "ray_serve_deployment_request_counter",
+        "ray_serve_deployment_processing_latency_ms",
+        "ray_serve_actual_batch_size",
+    )
     while time.time() < deadline:
         text = httpx.get(server.metrics_url, timeout=10).text
         if all(w in text for w in wanted):
             break
         time.sleep(1)
     missing = [w for w in wanted if w not in text]
-    assert not missing, f"missing metrics {missing}; have: {sorted({m.split('{')[0] for m in text.splitlines() if m.startswith('ray_serve')})}"
-    line = next(m for m in text.splitlines() if m.startswith("ray_serve_deployment_request_counter") and 'deployment="Model"' in m)
+    assert not missing, (
+        f"missing metrics {missing}; have: {sorted({m.split('{')[0] for m in text.splitlines() if m.startswith('ray_serve')})}"
+    )
+    line = next(
+        m
+        for m in text.splitlines()
+        if m.startswith("ray_serve_deployment_request_counter") and 'deployment="Model"' in m
+    )
     assert float(line.rsplit(" ", 1)[1]) >= len(results)
 
 
 def test_new_version_replaces_the_old_without_dropping_requests(served, tmp_path, digits):
     """jobs/deploy.py with v2 (auth on) under load: no failed request, then only v2 answers."""
     server, _, data = served
-    artifact2, _ = make_artifact(tmp_path / "v2" / "artifact",
-                                 Spec(name="digits", serve={**SERVE, "auth_token_env": TOKEN_ENV}),
-                                 "logistic", {"C": 0.5}, dataset=digits, version=2)
+    artifact2, _ = make_artifact(
+        tmp_path / "v2" / "artifact",
+        Spec(name="digits", serve={**SERVE, "auth_token_env": TOKEN_ENV}),
+        "logistic",
+        {"C": 0.5},
+        dataset=digits,
+        version=2,
+    )
     body = json.dumps({"features": digits_rows(data, 1)}).encode()
-    load = Load(f"{server.url}/predict", body, conns=4, headers={"authorization": f"Bearer {TOKEN}"})
+    load = Load(
+        f"{server.url}/predict", body, conns=4, headers={"authorization": f"Bearer {TOKEN}"}
+    )
     env = {"RAY_ADDRESS": server.ray_address}
     import os
 
-    proc = subprocess.run([sys.executable, "jobs/deploy.py", "--artifact", str(artifact2.path)], capture_output=True,
-                          text=True, timeout=240, env={**os.environ, **env})
+    proc = subprocess.run(
+        [sys.executable, "jobs/deploy.py", "--artifact", str(artifact2.path)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={**os.environ, **env},
+    )
     time.sleep(1)
     results = load.stop()
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "digits is running version 2" in proc.stdout
     statuses = [s for _, s, _ in results]
     versions = [v for _, s, v in results if s == 200]
-    assert len(results) > 20 and set(statuses) == {200}, f"failed requests during the update: {[r for r in results if r[1] != 200][:5]}"
+    assert len(results) > 20 and set(statuses) == {200}, (
+        f"failed requests during the update: {[r for r in results if r[1] != 200][:5]}"
+    )
     assert versions[0] == "1" and versions[-1] == "2"
     # v2 has a bearer token: without it 401, with a wrong one 401, health probes stay open
     c = httpx.Client(base_url=server.url, timeout=10)
     r = c.post("/predict", json={"features": digits_rows(data, 1)})
     assert r.status_code == 401 and "missing bearer token" in r.json()["error"]
     assert r.headers["www-authenticate"].startswith("Bearer")
-    r = c.post("/predict", json={"features": digits_rows(data, 1)}, headers={"authorization": "Bearer wrong"})
+    r = c.post(
+        "/predict",
+        json={"features": digits_rows(data, 1)},
+        headers={"authorization": "Bearer wrong"},
+    )
     assert r.status_code == 401 and r.json()["error"] == "invalid bearer token"
     assert c.get("/v2/health/ready").status_code == 200
-    r = c.post("/predict", json={"features": digits_rows(data, 1)}, headers={"authorization": f"Bearer {TOKEN}"})
+    r = c.post(
+        "/predict",
+        json={"features": digits_rows(data, 1)},
+        headers={"authorization": f"Bearer {TOKEN}"},
+    )
     assert r.status_code == 200 and r.json()["version"] == "2"
 
 

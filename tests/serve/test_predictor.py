@@ -37,7 +37,9 @@ def test_fast_path_equals_the_preprocessor(digits_artifact, digits_predictor):
     np.testing.assert_array_equal(digits_predictor.encode(records), expected[:5])
     holes = [list(r) for r in rows[:3]]
     holes[1][10] = None  # missing: imputed with the column's fill value, like the preprocessor
-    np.testing.assert_array_equal(digits_predictor.encode(holes), artifact.preprocessor.transform(holes))
+    np.testing.assert_array_equal(
+        digits_predictor.encode(holes), artifact.preprocessor.transform(holes)
+    )
 
 
 def test_predictions_match_the_offline_model(digits_artifact, digits_predictor):
@@ -49,7 +51,9 @@ def test_predictions_match_the_offline_model(digits_artifact, digits_predictor):
     assert np.mean(np.asarray(preds) == data.y_test) > 0.9
 
 
-def test_strict_mode_refuses_strings_the_preprocessor_would_coerce(digits_artifact, digits_predictor):
+def test_strict_mode_refuses_strings_the_preprocessor_would_coerce(
+    digits_artifact, digits_predictor
+):
     _, data = digits_artifact
     row = digits_rows(data, 1)[0]
     coerced = [["1.5"] + row[1:]]
@@ -87,35 +91,67 @@ def test_v2_columns_as_separate_inputs(mixed_artifact):
     p = Predictor(artifact.path)
     cols = p.input_columns
     rows = [["30", "paris", "pro", "55.5"], ["61", "nice", "basic", "40"]]
-    inputs = [{"name": c, "shape": [2], "datatype": "BYTES", "data": [r[i] for r in rows]} for i, c in enumerate(cols)]
+    inputs = [
+        {"name": c, "shape": [2], "datatype": "BYTES", "data": [r[i] for r in rows]}
+        for i, c in enumerate(cols)
+    ]
     req = parse_v2_request(json.dumps({"inputs": inputs}).encode(), None, cols)
     assert req.rows == rows
-    out = json.loads(handle(ModelServer(p), "POST", "/v2/models/churn/infer", {"inputs": inputs}).body)
+    out = json.loads(
+        handle(ModelServer(p), "POST", "/v2/models/churn/infer", {"inputs": inputs}).body
+    )
     labels = {o["name"]: o for o in out["outputs"]}["predictions"]
-    assert labels["datatype"] == "BYTES" and labels["data"] == p.predict([[30, "paris", "pro", 55.5], [61, "nice", "basic", 40]])[0]
+    assert (
+        labels["datatype"] == "BYTES"
+        and labels["data"] == p.predict([[30, "paris", "pro", 55.5], [61, "nice", "basic", 40]])[0]
+    )
 
 
 def test_v2_binary_tensors_round_trip(digits_artifact, digits_predictor):
     _, data = digits_artifact
     X = np.asarray(digits_rows(data, 3), dtype=np.float32)
-    head = json.dumps({"inputs": [{"name": "input", "shape": [3, 64], "datatype": "FP32",
-                                   "parameters": {"binary_data_size": X.nbytes}}],
-                       "outputs": [{"name": "probabilities", "parameters": {"binary_data": True}},
-                                   {"name": "predictions"}]}).encode()
+    head = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "input",
+                    "shape": [3, 64],
+                    "datatype": "FP32",
+                    "parameters": {"binary_data_size": X.nbytes},
+                }
+            ],
+            "outputs": [
+                {"name": "probabilities", "parameters": {"binary_data": True}},
+                {"name": "predictions"},
+            ],
+        }
+    ).encode()
     server = ModelServer(digits_predictor)
-    r = handle(server, "POST", "/v2/models/digits/infer", head + X.tobytes(),
-               {"inference-header-content-length": str(len(head))})
+    r = handle(
+        server,
+        "POST",
+        "/v2/models/digits/infer",
+        head + X.tobytes(),
+        {"inference-header-content-length": str(len(head))},
+    )
     assert r.status == 200, r.body
     n = int(r.headers["Inference-Header-Content-Length"])
     doc = json.loads(r.body[:n])
     proba = np.frombuffer(r.body[n:], dtype="<f4").reshape(3, 10)
-    np.testing.assert_allclose(proba, digits_predictor.predict(X.tolist(), probabilities=True)[1], rtol=1e-6)
+    np.testing.assert_allclose(
+        proba, digits_predictor.predict(X.tolist(), probabilities=True)[1], rtol=1e-6
+    )
     outputs = {o["name"]: o for o in doc["outputs"]}
     assert outputs["probabilities"]["parameters"]["binary_data_size"] == 3 * 10 * 4
     assert outputs["predictions"]["data"] == digits_predictor.predict(X.tolist())[0]
     # the response encoder, BYTES included
-    body, headers = v2_response("m", "1", None, [{"name": "s", "shape": [2], "datatype": "BYTES", "data": ["a", "bc"]}],
-                                {"s": True})
+    body, headers = v2_response(
+        "m",
+        "1",
+        None,
+        [{"name": "s", "shape": [2], "datatype": "BYTES", "data": ["a", "bc"]}],
+        {"s": True},
+    )
     assert body.endswith(b"\x01\x00\x00\x00a\x02\x00\x00\x00bc")
 
 
@@ -126,15 +162,22 @@ def test_json_parsing_errors_name_the_problem():
     with pytest.raises(RequestError, match="non-finite number Infinity") as e:
         parse_json(b'{"features": [[Infinity]]}')
     assert e.value.status == 422
-    assert parse_json(b"[123456789012345678901234567890]")[0] == pytest.approx(1.2345678901234568e29)
+    assert parse_json(b"[123456789012345678901234567890]")[0] == pytest.approx(
+        1.2345678901234568e29
+    )
 
 
 def test_deeply_nested_bodies_are_4xx(digits_predictor):
     server = ModelServer(digits_predictor)
     deep = b"[" * 100_000 + b"]" * 100_000
-    for path, body in [("/predict", b'{"features": [' + deep + b"]}"),
-                       ("/v2/models/digits/infer", b'{"inputs": [{"name": "input", "shape": [1, 64], '
-                                                   b'"datatype": "FP32", "data": ' + deep + b"}]}")]:
+    for path, body in [
+        ("/predict", b'{"features": [' + deep + b"]}"),
+        (
+            "/v2/models/digits/infer",
+            b'{"inputs": [{"name": "input", "shape": [1, 64], '
+            b'"datatype": "FP32", "data": ' + deep + b"}]}",
+        ),
+    ]:
         assert 400 <= handle(server, "POST", path, body).status < 500, path
 
 
@@ -143,9 +186,17 @@ def test_auth_routes_and_self_test(digits_artifact):
     assert p.self_test().shape == (1, 10)
     server = ModelServer(p, token="t0k")
     assert handle(server, "POST", "/predict", {"features": [[0] * 64]}).status == 401
-    assert handle(server, "POST", "/predict", {"features": [[0] * 64]}, {"authorization": "Bearer t0k"}).status == 200
+    assert (
+        handle(
+            server, "POST", "/predict", {"features": [[0] * 64]}, {"authorization": "Bearer t0k"}
+        ).status
+        == 200
+    )
     assert handle(server, "GET", "/v2/health/ready").status == 200
-    assert handle(server, "GET", "/v2/models/digits", headers={"authorization": "Basic t0k"}).status == 401
+    assert (
+        handle(server, "GET", "/v2/models/digits", headers={"authorization": "Basic t0k"}).status
+        == 401
+    )
     doc = json.loads(handle(server, "GET", "/openapi.json").body)
     assert doc["paths"]["/predict"]["post"]["security"] == [{"bearer": []}]
     assert "401" in doc["paths"]["/predict"]["post"]["responses"]

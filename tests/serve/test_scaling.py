@@ -18,8 +18,14 @@ from tests.serve.conftest import Load, digits_rows, make_artifact
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
-AUTOSCALE = {"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 1, "upscale_delay_s": 1.0,
-             "downscale_delay_s": 4.0, "max_ongoing_requests": 16}
+AUTOSCALE = {
+    "min_replicas": 1,
+    "max_replicas": 2,
+    "target_ongoing_requests": 1,
+    "upscale_delay_s": 1.0,
+    "downscale_delay_s": 4.0,
+    "max_ongoing_requests": 16,
+}
 
 
 def _replicas(root_pid: int) -> list[int]:
@@ -56,17 +62,42 @@ def serve_run(tmp_path_factory, digits):
     from tests.conftest import run_cli
 
     root = tmp_path_factory.mktemp("scaling")
-    artifact, data = make_artifact(root / "artifact", Spec(name="digits", serve=AUTOSCALE), "logistic",
-                                   {"C": 1.0}, dataset=digits)
+    artifact, data = make_artifact(
+        root / "artifact",
+        Spec(name="digits", serve=AUTOSCALE),
+        "logistic",
+        {"C": 1.0},
+        dataset=digits,
+    )
     port = free_port()
     config = root / "serve.yaml"
-    r = run_cli("deploy", str(artifact.path), "--out", str(config), "--port", str(port), "--host", "127.0.0.1")
+    r = run_cli(
+        "deploy",
+        str(artifact.path),
+        "--out",
+        str(config),
+        "--port",
+        str(port),
+        "--host",
+        "127.0.0.1",
+    )
     assert r.returncode == 0, r.stderr
-    env = {**os.environ, "RAY_ADDRESS": "local", "RAY_SERVE_ENABLE_HA_PROXY": "1",
-           "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1", **{k: str(free_port()) for k in PORT_ENV}}
+    env = {
+        **os.environ,
+        "RAY_ADDRESS": "local",
+        "RAY_SERVE_ENABLE_HA_PROXY": "1",
+        "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
+        **{k: str(free_port()) for k in PORT_ENV},
+    }
     log = open(root / "serve-run.log", "w")
-    proc = subprocess.Popen([exe, "run", str(config)], cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [exe, "run", str(config)],
+        cwd=root,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
 
     def ready():
@@ -122,10 +153,12 @@ def test_autoscaling_up_under_load_kill_a_replica_then_down(serve_run):
     first_ok = (min(ok_after) - t_kill) if ok_after else float("inf")
     down = _wait(lambda: len(_replicas(proc.pid)) == 1, 90, 0.5)
     t_down = time.time() - t_stop
-    print(f"\n[autoscaling] 1->2 replicas {t_up:.1f}s after load began; 2->1 {t_down:.1f}s after it stopped\n"
-          f"[replica kill] {len(failed)} of {len(after)} requests failed after the kill "
-          f"({100 * len(failed) / max(1, len(after)):.2f} %), first success {first_ok:.2f}s after, "
-          f"replica replaced in {t_restored:.1f}s; failures: {sorted({r[2] for r in failed})[:5]}")
+    print(
+        f"\n[autoscaling] 1->2 replicas {t_up:.1f}s after load began; 2->1 {t_down:.1f}s after it stopped\n"
+        f"[replica kill] {len(failed)} of {len(after)} requests failed after the kill "
+        f"({100 * len(failed) / max(1, len(after)):.2f} %), first success {first_ok:.2f}s after, "
+        f"replica replaced in {t_restored:.1f}s; failures: {sorted({r[2] for r in failed})[:5]}"
+    )
     assert restored, "the killed replica was not replaced within 30 s"
     assert after and len(failed) <= 0.01 * len(after)
     assert first_ok < 30
