@@ -200,3 +200,28 @@ def test_auth_routes_and_self_test(digits_artifact):
     doc = json.loads(handle(server, "GET", "/openapi.json").body)
     assert doc["paths"]["/predict"]["post"]["security"] == [{"bearer": []}]
     assert "401" in doc["paths"]["/predict"]["post"]["responses"]
+
+
+def test_replica_self_test_guards_traffic(digits_artifact, mixed_artifact, tmp_path):
+    """The Serve replica's reconfigure/check_health, run in-process (no Serve needed)."""
+    import shutil
+
+    from automodel.serve._settings import serve_settings, user_config
+    from serve_apps.model import ModelDeployment
+
+    artifact, _ = digits_artifact
+    replica = ModelDeployment.func_or_class()
+    replica.reconfigure(user_config(artifact.path, serve_settings(artifact), "digits"))
+    assert replica.server.version == "1"
+    replica.check_health()
+    replica._probe = replica._probe + 0.5  # the model now answers the probe differently
+    with pytest.raises(RuntimeError, match="changed"):
+        replica.check_health()
+    # a model that cannot answer its own inputs never takes traffic: reconfigure refuses it
+    broken = tmp_path / "broken"
+    shutil.copytree(artifact.path, broken)
+    shutil.copy(mixed_artifact[0].path / "model.onnx", broken / "model.onnx")
+    fresh = ModelDeployment.func_or_class()
+    with pytest.raises(Exception, match="(?i)invalid|dimension|shape"):
+        fresh.reconfigure(user_config(broken, serve_settings(artifact), "digits"))
+    assert fresh.server is None
