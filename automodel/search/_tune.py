@@ -82,7 +82,8 @@ def tune(spec: Spec, dataset: Dataset, run_dir: str | Path, *, resume: bool = Fa
     done = board.dropna(subset=[metric])
     if done.empty:
         errors = [_error_line(t) for t in analysis.trials if t.status == "ERROR"][:3]
-        raise SearchError("no trial produced a score" + (f"; errors: {errors}" if errors else ""))
+        budget = f" within search.time_budget_s={spec.search.time_budget_s:g}" if spec.search.time_budget_s else ""
+        raise SearchError(f"no trial produced a score{budget}" + (f"; errors: {errors}" if errors else ""))
     best = done.iloc[0]
     return SearchResult(best["family"], json.loads(best["params"]), int(best["k"]) if best["k"] != "" else None,
                         float(best[metric]), metric, board, exp_path, time.time() - start)
@@ -185,7 +186,7 @@ def _check_trial_fits(spec: Spec) -> None:
     for key, want, have in (("search.cpus_per_trial", s.cpus_per_trial, total.get("CPU", 0)),
                             ("search.gpus_per_trial", s.gpus_per_trial, total.get("GPU", 0))):
         if want > have:
-            unit = key.split(".")[1].split("_")[0].upper()
+            unit = "CPU" if key.endswith("cpus_per_trial") else "GPU"
             raise ResourceError(f"{key}: a trial asks for {want:g} {unit}s but the local Ray has {have:g}; "
                                 f"lower {key} or run on a cluster (runtime.address)")
 

@@ -53,11 +53,14 @@ def _node_ports(worker_lo: int) -> list[str]:
 
 def _worker_port_range() -> int:
     # A block of 100 ports that looks free now (Ray's worker processes bind in it).
-    for _ in range(50):
-        lo = 20000 + (os.getpid() * 7919 + int(time.time() * 1000)) % 30000
+    # Below Linux's ephemeral range (32768+), so outgoing connections never sit in it; SO_REUSEADDR
+    # so ports left in TIME_WAIT by earlier tests (Ray binds with it too) do not count as taken.
+    for attempt in range(200):
+        lo = 10000 + (os.getpid() * 7919 + int(time.time() * 1000) + attempt * 211) % 22000
         try:
             for port in range(lo, lo + 100, 9):
                 with socket.socket() as s:
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                     s.bind(("127.0.0.1", port))
             return lo
         except OSError:
