@@ -20,6 +20,16 @@ class TrialProgress(Callback):
         self.progress, self.total, self.metric = progress, total, metric
         self.best = None
 
+    def setup(self, stop: Any = None, num_samples: int | None = None, total_num_samples: int | None = None,
+              **info: Any) -> None:
+        if total_num_samples:  # a grid's size is its number of combinations, not search.num_samples
+            self.total = total_num_samples
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        done = sum(1 for t in trials if t.status in ("TERMINATED", "ERROR") and t.last_result)
+        if done < self.total:
+            self.progress("search", f"stopped after {done} of {self.total} trials (search.time_budget_s)")
+
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         done = 1 + sum(1 for t in trials if t is not trial and t.status in ("TERMINATED", "ERROR"))
         metric = self.metric

@@ -31,7 +31,7 @@ def make_sampler(name: str, *, seed: int, num_samples: int) -> Any:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup_trials(num_samples),
-                                              multivariate=True, group=True, warn_independent_sampling=False)
+                                              multivariate=True, group=True)
     if name == "gp":
         return optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup_trials(num_samples),
                                          warn_independent_sampling=False)
