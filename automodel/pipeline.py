@@ -8,7 +8,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-
 from automodel.artifact import Artifact, write_artifact
 from automodel.cluster import check_resources, ray_session
 from automodel.data import Dataset, load_dataset
