@@ -42,17 +42,38 @@ sys.path.insert(0, str(ROOT))
 from benchmarks._results import table, write_section  # noqa: E402
 
 GRID = {"n_estimators": [10, 50, 100], "max_depth": [None, 10, 20], "min_samples_split": [2, 5, 10]}
-DATASETS = {"digits": "builtin:digits", "synthetic": "synthetic:classification?rows=50000&features=10"}
-SPACE = {"random_forest": {"n_estimators": [10, 100], "max_depth": [[None, 10, 20]], "min_samples_split": [2, 10],
-                           "max_features": "sqrt"}}
+DATASETS = {
+    "digits": "builtin:digits",
+    "synthetic": "synthetic:classification?rows=50000&features=10",
+}
+SPACE = {
+    "random_forest": {
+        "n_estimators": [10, 100],
+        "max_depth": [[None, 10, 20]],
+        "min_samples_split": [2, 10],
+        "max_features": "sqrt",
+    }
+}
 
 
 def _spec(source: str, *, seed: int = 0, **search):
     from automodel.spec import spec_from_dict
 
-    return spec_from_dict({"data": {"source": source, "seed": seed}, "search": {
-        "families": ["random_forest"], "space": SPACE, "num_samples": 27, "max_concurrent": 2, "cv_folds": 5,
-        "max_epochs": 5, "grace_period": 1, **search}})
+    return spec_from_dict(
+        {
+            "data": {"source": source, "seed": seed},
+            "search": {
+                "families": ["random_forest"],
+                "space": SPACE,
+                "num_samples": 27,
+                "max_concurrent": 2,
+                "cv_folds": 5,
+                "max_epochs": 5,
+                "grace_period": 1,
+                **search,
+            },
+        }
+    )
 
 
 # ---- (a) the seed's grid search ---------------------------------------------------------------
@@ -62,7 +83,9 @@ def grid_search(dataset) -> tuple[float, float]:
 
     X = np.concatenate([dataset.X_train, dataset.X_val])
     y = np.concatenate([dataset.y_train, dataset.y_val])
-    cv = StratifiedKFold(5, shuffle=True, random_state=0)  # automodel's folds (cv=5 would not shuffle)
+    cv = StratifiedKFold(
+        5, shuffle=True, random_state=0
+    )  # automodel's folds (cv=5 would not shuffle)
     start = time.time()
     grid = GridSearchCV(RandomForestClassifier(random_state=0), GRID, cv=cv, n_jobs=2).fit(X, y)
     return time.time() - start, float(grid.best_score_)
@@ -81,23 +104,40 @@ class Clock(Callback):
             self.done.append((time.time() - self.start, score))
 
 
-def sweep(dataset, source: str, seed: int, *, searcher: str, scheduler: str, budget: float | None) -> dict:
+def sweep(
+    dataset, source: str, seed: int, *, searcher: str, scheduler: str, budget: float | None
+) -> dict:
     """One automodel sweep; the trainable's folds and forests are seeded 0 (as the grid's), the
     searcher with ``seed``."""
     from automodel.search._tune import _run, _trainable
 
     folds_spec = _spec(source)  # seeds the CV folds and the forests: the same as the grid's
-    search_spec = _spec(source, seed=seed, searcher=searcher, scheduler=scheduler, time_budget_s=budget)
+    search_spec = _spec(
+        source, seed=seed, searcher=searcher, scheduler=scheduler, time_budget_s=budget
+    )
     trainable = _trainable(folds_spec, dataset, None, "accuracy", {})
     with tempfile.TemporaryDirectory() as run_dir:
         start = time.time()
         clock = Clock(start)
-        analysis = _run(search_spec, trainable, Path(run_dir), "accuracy", dataset.task, dataset.n_features,
-                        resume=False, callbacks=[clock])
+        analysis = _run(
+            search_spec,
+            trainable,
+            Path(run_dir),
+            "accuracy",
+            dataset.task,
+            dataset.n_features,
+            resume=False,
+            callbacks=[clock],
+        )
         wall = time.time() - start
-    return {"wall": wall, "done": clock.done, "trials": len(clock.done),
-            "stopped": sum(1 for t in analysis.trials
-                           if 0 < (t.last_result or {}).get("training_iteration", 0) < 5)}
+    return {
+        "wall": wall,
+        "done": clock.done,
+        "trials": len(clock.done),
+        "stopped": sum(
+            1 for t in analysis.trials if 0 < (t.last_result or {}).get("training_iteration", 0) < 5
+        ),
+    }
 
 
 def _reach(done: list[tuple[float, float]], target: float) -> float | None:
@@ -120,8 +160,11 @@ def compare(name: str, seeds: int) -> str:
     for seed in range(seeds):
         a = sweep(dataset, source, seed, searcher="tpe", scheduler="asha", budget=None)
         r = sweep(dataset, source, seed, searcher="random", scheduler="fifo", budget=a["wall"])
-        print(f"  seed {seed}: asha {a['wall']:.1f}s best {_best(a['done']):.4f} reach {_reach(a['done'], grid_best)}"
-              f" | random {r['wall']:.1f}s ({r['trials']} trials) best {_best(r['done']):.4f}", flush=True)
+        print(
+            f"  seed {seed}: asha {a['wall']:.1f}s best {_best(a['done']):.4f} reach {_reach(a['done'], grid_best)}"
+            f" | random {r['wall']:.1f}s ({r['trials']} trials) best {_best(r['done']):.4f}",
+            flush=True,
+        )
         asha.append(a)
         rand.append(r)
 
@@ -137,17 +180,45 @@ def compare(name: str, seeds: int) -> str:
     a_reach, a_ratio = reach_cell(asha)
     r_reach, r_ratio = reach_cell(rand)
     body = table(
-        ["search", "wall s", "trials (stopped early)", "best CV accuracy", "reaches grid's best at s", "÷ grid time",
-         "best CV at the grid's wall time"],
-        [["(a) GridSearchCV, n_jobs=2", grid_wall, "27", f"{grid_best:.4f}", f"{grid_wall:.1f}", "1.00",
-          f"{grid_best:.4f}"],
-         ["(b) automodel ASHA + TPE", med(r["wall"] for r in asha),
-          f"{med(r['trials'] for r in asha):.0f} ({med(r['stopped'] for r in asha):.0f})",
-          f"{med(_best(r['done']) for r in asha):.4f}", a_reach, a_ratio,
-          f"{med(_best(r['done'], grid_wall) for r in asha):.4f}"],
-         ["(c) random search, (b)'s wall time", med(r["wall"] for r in rand),
-          f"{med(r['trials'] for r in rand):.0f} (0)", f"{med(_best(r['done']) for r in rand):.4f}", r_reach, r_ratio,
-          "-"]])
+        [
+            "search",
+            "wall s",
+            "trials (stopped early)",
+            "best CV accuracy",
+            "reaches grid's best at s",
+            "÷ grid time",
+            "best CV at the grid's wall time",
+        ],
+        [
+            [
+                "(a) GridSearchCV, n_jobs=2",
+                grid_wall,
+                "27",
+                f"{grid_best:.4f}",
+                f"{grid_wall:.1f}",
+                "1.00",
+                f"{grid_best:.4f}",
+            ],
+            [
+                "(b) automodel ASHA + TPE",
+                med(r["wall"] for r in asha),
+                f"{med(r['trials'] for r in asha):.0f} ({med(r['stopped'] for r in asha):.0f})",
+                f"{med(_best(r['done']) for r in asha):.4f}",
+                a_reach,
+                a_ratio,
+                f"{med(_best(r['done'], grid_wall) for r in asha):.4f}",
+            ],
+            [
+                "(c) random search, (b)'s wall time",
+                med(r["wall"] for r in rand),
+                f"{med(r['trials'] for r in rand):.0f} (0)",
+                f"{med(_best(r['done']) for r in rand):.4f}",
+                r_reach,
+                r_ratio,
+                "-",
+            ],
+        ],
+    )
     return f"{name}: {rows:,} train+val rows, {dataset.n_features} features.\n\n{body}\n"
 
 
@@ -168,22 +239,50 @@ def overhead(n: int = 100) -> str:
         # Ray Tune as a user gets it: a fresh actor a trial, the CSV/JSON/TensorBoard loggers on.
         os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "0"
         start = time.time()
-        tune.run(tune.with_resources(_noop, {"cpu": 1}), config={"x": tune.uniform(0, 1)}, num_samples=n,
-                 max_concurrent_trials=2, storage_path=tmp, name="defaults", verbose=0)
-        rows.append(["Ray Tune defaults (fresh actor a trial, loggers on)", (time.time() - start) / n])
+        tune.run(
+            tune.with_resources(_noop, {"cpu": 1}),
+            config={"x": tune.uniform(0, 1)},
+            num_samples=n,
+            max_concurrent_trials=2,
+            storage_path=tmp,
+            name="defaults",
+            verbose=0,
+        )
+        rows.append(
+            ["Ray Tune defaults (fresh actor a trial, loggers on)", (time.time() - start) / n]
+        )
         os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
         for searcher in ("random", "tpe"):
-            spec = _spec(DATASETS["digits"], searcher=searcher, scheduler="asha", num_samples=n, cv_folds=0)
+            spec = _spec(
+                DATASETS["digits"], searcher=searcher, scheduler="asha", num_samples=n, cv_folds=0
+            )
             start = time.time()
-            _run(spec, tune.with_resources(_noop, {"cpu": 1}), Path(tmp) / searcher, "accuracy", "classification",
-                 64, resume=False, callbacks=[])
-            rows.append([f"automodel settings, {searcher} searcher + ASHA, snapshot on each completion",
-                         (time.time() - start) / n])
+            _run(
+                spec,
+                tune.with_resources(_noop, {"cpu": 1}),
+                Path(tmp) / searcher,
+                "accuracy",
+                "classification",
+                64,
+                resume=False,
+                callbacks=[],
+            )
+            rows.append(
+                [
+                    f"automodel settings, {searcher} searcher + ASHA, snapshot on each completion",
+                    (time.time() - start) / n,
+                ]
+            )
     for label, per in rows:
         print(f"overhead: {label}: {per:.3f} s/trial", flush=True)
     base = rows[0][1]
-    body = table(["Tune configuration", "s per trial", "vs defaults"],
-                 [[label, f"{per:.3f}", f"{base / per:.1f}x faster" if per < base else "1.0x"] for label, per in rows])
+    body = table(
+        ["Tune configuration", "s per trial", "vs defaults"],
+        [
+            [label, f"{per:.3f}", f"{base / per:.1f}x faster" if per < base else "1.0x"]
+            for label, per in rows
+        ],
+    )
     return f"{n} no-op trials (each reports one result), 2 at a time, on the local Ray.\n\n{body}\n"
 
 
@@ -196,10 +295,14 @@ def main() -> None:
     from automodel.cluster import ray_session
     from automodel.spec import RuntimeSpec
 
-    os.environ.setdefault("RAY_worker_niceness", "0")  # trials at the grid's priority (Ray's default: 15)
-    titles = {"digits": "Search on digits: GridSearchCV vs ASHA + TPE vs random",
-              "synthetic": "Search on 50k synthetic rows: GridSearchCV vs ASHA + TPE vs random",
-              "overhead": "Search: Ray Tune overhead per trivial trial"}
+    os.environ.setdefault(
+        "RAY_worker_niceness", "0"
+    )  # trials at the grid's priority (Ray's default: 15)
+    titles = {
+        "digits": "Search on digits: GridSearchCV vs ASHA + TPE vs random",
+        "synthetic": "Search on 50k synthetic rows: GridSearchCV vs ASHA + TPE vs random",
+        "overhead": "Search: Ray Tune overhead per trivial trial",
+    }
     with ray_session(RuntimeSpec(num_cpus=2)):
         for part in ("digits", "synthetic", "overhead"):
             if args.only not in (None, part):
@@ -207,14 +310,18 @@ def main() -> None:
             start = time.time()
             body = overhead() if part == "overhead" else compare(part, args.seeds)
             load = os.getloadavg()[0]
-            note = (f"`python benchmarks/search_vs_grid.py --only {part}` ({time.time() - start:.0f} s). "
-                    f"The machine was shared with other work (load average {load:.0f} on 2 cores at the end), "
-                    "so absolute times are noisy; the rows of a table ran back to back.\n\n")
+            note = (
+                f"`python benchmarks/search_vs_grid.py --only {part}` ({time.time() - start:.0f} s). "
+                f"The machine was shared with other work (load average {load:.0f} on 2 cores at the end), "
+                "so absolute times are noisy; the rows of a table ran back to back.\n\n"
+            )
             if part != "overhead":
-                note += ("Random forests scored by 5-fold stratified CV accuracy on the same folds in all three "
-                         "searches (see the script's docstring). (b), (c): median of 3 searcher seeds; "
-                         "'reaches grid's best' is when the best CV accuracy so far first equals or beats the "
-                         "grid's best. Trials run 2 at a time on 2 CPUs; the grid runs with n_jobs=2.\n\n")
+                note += (
+                    "Random forests scored by 5-fold stratified CV accuracy on the same folds in all three "
+                    "searches (see the script's docstring). (b), (c): median of 3 searcher seeds; "
+                    "'reaches grid's best' is when the best CV accuracy so far first equals or beats the "
+                    "grid's best. Trials run 2 at a time on 2 CPUs; the grid runs with n_jobs=2.\n\n"
+                )
             write_section(f"search_{part}", titles[part], note + body)
 
 

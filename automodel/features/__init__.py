@@ -8,7 +8,9 @@ from sklearn.feature_selection import mutual_info_classif, mutual_info_regressio
 __all__ = ["rank_features", "top_k"]
 
 
-def rank_features(X: np.ndarray, y: np.ndarray, task: str, seed: int = 0, max_rows: int = 20000) -> np.ndarray:
+def rank_features(
+    X: np.ndarray, y: np.ndarray, task: str, seed: int = 0, max_rows: int = 20000
+) -> np.ndarray:
     """Mutual information of each column with the target (higher is more informative).
 
     Subsamples to ``max_rows`` rows: the ranking is stable long before the estimate is exact.

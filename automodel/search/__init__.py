@@ -4,5 +4,14 @@ from automodel.search._result import SearchResult, leaderboard_from
 from automodel.search._space import DefineByRun, decode, family_spaces, grid_configs
 from automodel.search._tune import feature_ranking, has_sweep, tune
 
-__all__ = ["DefineByRun", "SearchResult", "decode", "family_spaces", "feature_ranking", "grid_configs",
-           "has_sweep", "leaderboard_from", "tune"]
+__all__ = [
+    "DefineByRun",
+    "SearchResult",
+    "decode",
+    "family_spaces",
+    "feature_ranking",
+    "grid_configs",
+    "has_sweep",
+    "leaderboard_from",
+    "tune",
+]

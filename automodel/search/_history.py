@@ -59,22 +59,35 @@ class Journal:
         out = {}
         for tid, done in self.finished.items():
             rows = sorted(self.results.get(tid, []), key=lambda r: r["iteration"])
-            out[tid] = [{metric: r[metric], "loss": r.get("loss"), "n_steps": done["n_steps"],
-                         "fidelity": fidelity(r["iteration"], done["n_steps"], max_steps),
-                         REPLAYED_TIME: r.get("time", 0.0)} for r in rows]
+            out[tid] = [
+                {
+                    metric: r[metric],
+                    "loss": r.get("loss"),
+                    "n_steps": done["n_steps"],
+                    "fidelity": fidelity(r["iteration"], done["n_steps"], max_steps),
+                    REPLAYED_TIME: r.get("time", 0.0),
+                }
+                for r in rows
+            ]
         return out
 
 
 def load_journal(run_dir: Path, exp_path: Path) -> Journal:
     """Read the journal and rewrite ``trials.jsonl`` without the lines of unfinished trials."""
     finished = {r["trial_id"]: r for r in read_jsonl(exp_path / FINISHED)}
-    lines = [r for r in read_jsonl(run_dir / HISTORY) if r.get("trial_id") in finished
-             and r.get("iteration", 0) <= finished[r["trial_id"]]["iterations"]]
+    lines = [
+        r
+        for r in read_jsonl(run_dir / HISTORY)
+        if r.get("trial_id") in finished
+        and r.get("iteration", 0) <= finished[r["trial_id"]]["iterations"]
+    ]
     results: dict[str, list[dict[str, Any]]] = {}
     for r in lines:
         results.setdefault(r["trial_id"], []).append(r)
     # A finished trial whose lines are incomplete cannot be replayed: it is trained again.
-    journal = Journal({t: d for t, d in finished.items() if len(results.get(t, [])) == d["iterations"]})
+    journal = Journal(
+        {t: d for t, d in finished.items() if len(results.get(t, [])) == d["iterations"]}
+    )
     journal.results = {t: rows for t, rows in results.items() if t in journal.finished}
     _rewrite(run_dir / HISTORY, [r for r in lines if r["trial_id"] in journal.finished])
     _rewrite(exp_path / FINISHED, list(journal.finished.values()))
@@ -106,17 +119,26 @@ class TrialHistory(Callback):
         with open(path, "a") as f:
             f.write(json.dumps(row, default=float) + "\n")
 
-    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+    def on_trial_result(
+        self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
+    ) -> None:
         if REPLAYED_TIME in result or self.metric not in result:
             return  # a replayed result is in the file already
         it = int(result.get("training_iteration", 0))
         family, _, k = decode(trial.config)
         loss = result.get("loss")
-        self._append(self.history_path, {
-            "trial_id": trial.trial_id, "family": family, "k": k, "iteration": it,
-            self.metric: result[self.metric], "loss": None if loss is None else float(loss),
-            "time": round(float(result.get("time_total_s", 0.0)), 4),
-        })
+        self._append(
+            self.history_path,
+            {
+                "trial_id": trial.trial_id,
+                "family": family,
+                "k": k,
+                "iteration": it,
+                self.metric: result[self.metric],
+                "loss": None if loss is None else float(loss),
+                "time": round(float(result.get("time_total_s", 0.0)), 4),
+            },
+        )
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         if trial.trial_id in self.finished:
@@ -124,6 +146,11 @@ class TrialHistory(Callback):
         r = trial.last_result or {}
         self.finished.add(trial.trial_id)
         self.finished_path.parent.mkdir(parents=True, exist_ok=True)
-        self._append(self.finished_path, {"trial_id": trial.trial_id,
-                                          "iterations": int(r.get("training_iteration", 0)),
-                                          "n_steps": int(r.get("n_steps", 0) or 0)})
+        self._append(
+            self.finished_path,
+            {
+                "trial_id": trial.trial_id,
+                "iterations": int(r.get("training_iteration", 0)),
+                "n_steps": int(r.get("n_steps", 0) or 0),
+            },
+        )

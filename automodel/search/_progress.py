@@ -20,22 +20,33 @@ class TrialProgress(Callback):
         self.progress, self.total, self.metric = progress, total, metric
         self.best = None
 
-    def setup(self, stop: Any = None, num_samples: int | None = None, total_num_samples: int | None = None,
-              **info: Any) -> None:
+    def setup(
+        self,
+        stop: Any = None,
+        num_samples: int | None = None,
+        total_num_samples: int | None = None,
+        **info: Any,
+    ) -> None:
         if total_num_samples:  # a grid's size is its number of combinations, not search.num_samples
             self.total = total_num_samples
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         done = sum(1 for t in trials if t.status in ("TERMINATED", "ERROR") and t.last_result)
         if done < self.total:
-            self.progress("search", f"stopped after {done} of {self.total} trials (search.time_budget_s)")
+            self.progress("search", f"stopped after {done} of {self.total} trials")
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         done = 1 + sum(1 for t in trials if t is not trial and t.status in ("TERMINATED", "ERROR"))
         metric = self.metric
         if self.best is None:  # a resumed sweep: the best among trials finished before
-            finished = [t.last_result.get(metric) for t in trials if t is not trial and t.status == "TERMINATED"
-                        and t.last_result and t.last_result.get(metric) is not None]
+            finished = [
+                t.last_result.get(metric)
+                for t in trials
+                if t is not trial
+                and t.status == "TERMINATED"
+                and t.last_result
+                and t.last_result.get(metric) is not None
+            ]
             for v in finished:
                 self.best = v if self.best is None or better(metric, v, self.best) else self.best
         r = trial.last_result or {}
@@ -46,5 +57,8 @@ class TrialProgress(Callback):
             self.best = value
         fam = (trial.config.get("grid", trial.config)).get("family")
         kept = " (finished before the restart)" if REPLAYED_TIME in r else ""
-        self.progress("search", f"trial {done}/{self.total} {fam} {metric}={value:.4f} after "
-                                f"{r.get('training_iteration')} it (best {self.best:.4f}){kept}")
+        self.progress(
+            "search",
+            f"trial {done}/{self.total} {fam} {metric}={value:.4f} after "
+            f"{r.get('training_iteration')} it (best {self.best:.4f}){kept}",
+        )

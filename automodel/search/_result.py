@@ -13,7 +13,9 @@ from automodel.metrics import MODES
 from automodel.search._space import decode
 
 COLUMNS = ["trial_id", "family", "iterations", "status", "k", "params", "time_s"]
-REPLAYED_TIME = "replayed_time"  # in a result replayed on resume: seconds the trial trained first time
+REPLAYED_TIME = (
+    "replayed_time"  # in a result replayed on resume: seconds the trial trained first time
+)
 
 
 @dataclass
@@ -52,17 +54,20 @@ def leaderboard_from(trials: list, metric: str) -> pd.DataFrame:
         family, params, k = decode(cfg)
         m = t.last_result or {}
         iters = int(m.get("training_iteration", 0) or 0)
-        rows.append({
-            "trial_id": t.trial_id,
-            "family": family,
-            metric: m.get(metric),
-            "iterations": iters,
-            "status": trial_status(t.status, iters, int(m.get("n_steps", 0) or 0)),
-            "k": k if k is not None else "",
-            "params": json.dumps(params, sort_keys=True, default=str),
-            # a trial replayed on resume trained in the killed run; its time there is what counts
-            "time_s": round(float(m.get(REPLAYED_TIME, m.get("time_total_s", 0.0)) or 0.0), 2),
-        })
+        rows.append(
+            {
+                "trial_id": t.trial_id,
+                "family": family,
+                metric: m.get(metric),
+                "iterations": iters,
+                "status": trial_status(t.status, iters, int(m.get("n_steps", 0) or 0)),
+                "k": k if k is not None else "",
+                "params": json.dumps(params, sort_keys=True, default=str),
+                # a trial replayed on resume trained in the killed run; its time there is what counts
+                "time_s": round(float(m.get(REPLAYED_TIME, m.get("time_total_s", 0.0)) or 0.0), 2),
+            }
+        )
     df = pd.DataFrame(rows, columns=[*COLUMNS[:2], metric, *COLUMNS[2:]])
-    return df.sort_values(metric, ascending=MODES[metric] == "min", na_position="last",
-                          kind="stable").reset_index(drop=True)
+    return df.sort_values(
+        metric, ascending=MODES[metric] == "min", na_position="last", kind="stable"
+    ).reset_index(drop=True)

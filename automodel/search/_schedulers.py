@@ -64,5 +64,11 @@ def make_scheduler(spec: Spec, metric: str, mode: str) -> Any:
     s = spec.search
     if s.scheduler == "fifo":
         return DurableFIFO()  # needs no metric
-    return DurableASHA(time_attr="fidelity", metric=metric, mode=mode, max_t=s.max_epochs,
-                       grace_period=min(s.grace_period, s.max_epochs), reduction_factor=3)
+    return DurableASHA(
+        time_attr="fidelity",
+        metric=metric,
+        mode=mode,
+        max_t=s.max_epochs,
+        grace_period=min(s.grace_period, s.max_epochs),
+        reduction_factor=3,
+    )

@@ -30,17 +30,24 @@ def make_sampler(name: str, *, seed: int, num_samples: int) -> Any:
         # modelled jointly on that family's trials instead of falling back to independent sampling.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup_trials(num_samples),
-                                              multivariate=True, group=True)
+            return optuna.samplers.TPESampler(
+                seed=seed,
+                n_startup_trials=startup_trials(num_samples),
+                multivariate=True,
+                group=True,
+            )
     if name == "gp":
-        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup_trials(num_samples),
-                                         warn_independent_sampling=False)
+        return optuna.samplers.GPSampler(
+            seed=seed, n_startup_trials=startup_trials(num_samples), warn_independent_sampling=False
+        )
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     raise ValueError(f"unknown searcher {name!r}; valid: {', '.join(SEARCHERS)}")
 
 
-def make_searcher(spec: Spec, spaces: dict, k_range: tuple[int, int] | None, metric: str, mode: str) -> Any:
+def make_searcher(
+    spec: Spec, spaces: dict, k_range: tuple[int, int] | None, metric: str, mode: str
+) -> Any:
     """The Tune searcher the spec asks for, capped at ``search.max_concurrent``; None for grid.
 
     GP gets the flat space (every family's parameters in every trial): a Gaussian process models
@@ -65,4 +72,3 @@ def optuna_study(searcher: Any) -> Any:
     """The Optuna study inside a searcher made by :func:`make_searcher` (None for grid)."""
     inner = getattr(searcher, "searcher", searcher)
     return getattr(inner, "_ot_study", None)
-

@@ -37,8 +37,13 @@ class DefineByRun:
     used): samplers that model only the parameters all trials share (GP) then see all of them.
     """
 
-    def __init__(self, spaces: dict[str, dict[str, Domain]], k_range: tuple[int, int] | None, *,
-                 flat: bool = False):
+    def __init__(
+        self,
+        spaces: dict[str, dict[str, Domain]],
+        k_range: tuple[int, int] | None,
+        *,
+        flat: bool = False,
+    ):
         self.spaces = spaces
         self.k_range = k_range
         self.flat = flat
@@ -46,7 +51,7 @@ class DefineByRun:
     def __call__(self, trial: Any) -> dict[str, Any]:
         family = trial.suggest_categorical("family", list(self.spaces))
         constants: dict[str, Any] = {}
-        for fam in (self.spaces if self.flat else [family]):
+        for fam in self.spaces if self.flat else [family]:
             constants.update(_suggest_family(trial, fam, self.spaces[fam]))
         if self.k_range:
             trial.suggest_int("k", *self.k_range)
@@ -60,7 +65,9 @@ def _suggest_family(trial: Any, family: str, space: dict[str, Domain]) -> dict[s
         if isinstance(d, Fixed):
             constants[key] = d.value
         elif isinstance(d, Choice) and _needs_index(d):
-            constants[key] = d.values[trial.suggest_categorical(key + "#idx", list(range(len(d.values))))]
+            constants[key] = d.values[
+                trial.suggest_categorical(key + "#idx", list(range(len(d.values))))
+            ]
         elif isinstance(d, Choice):
             trial.suggest_categorical(key, list(d.values))
         elif isinstance(d, Int):
@@ -75,12 +82,18 @@ def decode(config: dict[str, Any]) -> tuple[str, dict, int | None]:
     config = config.get("grid", config)
     family = config["family"]
     prefix = family + "."
-    params = {k[len(prefix):]: v for k, v in config.items() if k.startswith(prefix) and not k.endswith("#idx")}
+    params = {
+        k[len(prefix) :]: v
+        for k, v in config.items()
+        if k.startswith(prefix) and not k.endswith("#idx")
+    }
     k = config.get("k")
     return family, params, (int(k) if k is not None else None)
 
 
-def grid_configs(spaces: dict[str, dict[str, Domain]], k_values: list[int | None]) -> list[dict[str, Any]]:
+def grid_configs(
+    spaces: dict[str, dict[str, Domain]], k_values: list[int | None]
+) -> list[dict[str, Any]]:
     """Every combination, as GridSearchCV enumerates it: listed values, or 3 points per range."""
     configs = []
     for family, space in spaces.items():

@@ -26,7 +26,9 @@ def _cv_splits(d: Dataset, folds: int, seed: int):
 
     X = np.concatenate([d.X_train, d.X_val])
     y = np.concatenate([d.y_train, d.y_val])
-    splitter = (StratifiedKFold if d.task == "classification" else KFold)(folds, shuffle=True, random_state=seed)
+    splitter = (StratifiedKFold if d.task == "classification" else KFold)(
+        folds, shuffle=True, random_state=seed
+    )
     return [(X[a], y[a], X[b], y[b]) for a, b in splitter.split(X, y)]
 
 
@@ -40,8 +42,17 @@ def fidelity(step: int, n_steps: int, max_steps: int) -> int:
     return max(1, math.ceil(step * max_steps / max(1, n_steps)))
 
 
-def run_trial(config: dict[str, Any], *, dataset: Dataset, ranking: np.ndarray | None, metric: str,
-              max_steps: int, cv_folds: int, seed: int, replay: dict[str, list[dict]] | None = None) -> None:
+def run_trial(
+    config: dict[str, Any],
+    *,
+    dataset: Dataset,
+    ranking: np.ndarray | None,
+    metric: str,
+    max_steps: int,
+    cv_folds: int,
+    seed: int,
+    replay: dict[str, list[dict]] | None = None,
+) -> None:
     """Report ``metric`` on the validation split (or the CV mean) after every fidelity step.
 
     ``replay`` holds the results of trials a killed sweep had finished: such a trial, restarted
@@ -63,8 +74,15 @@ def run_trial(config: dict[str, Any], *, dataset: Dataset, ranking: np.ndarray |
     cls = FAMILIES[family]
 
     def make():
-        return cls(d.task, d.n_features, d.n_outputs, params, image_shape=d.preprocessor.image_shape,
-                   seed=seed, max_steps=max_steps)
+        return cls(
+            d.task,
+            d.n_features,
+            d.n_outputs,
+            params,
+            image_shape=d.preprocessor.image_shape,
+            seed=seed,
+            max_steps=max_steps,
+        )
 
     if cv_folds > 1 and cls.kind == "sklearn":
         folds = [(make(), *split) for split in _cv_splits(d, cv_folds, seed)]
@@ -78,5 +96,11 @@ def run_trial(config: dict[str, Any], *, dataset: Dataset, ranking: np.ndarray |
             if loss is not None:
                 losses.append(loss)
             scores.append(evaluate(model, Xv, yv, metric))
-        tune.report({metric: float(np.mean(scores)), "loss": float(np.mean(losses)) if losses else None,
-                     "n_steps": n_steps, "fidelity": fidelity(step, n_steps, max_steps)})
+        tune.report(
+            {
+                metric: float(np.mean(scores)),
+                "loss": float(np.mean(losses)) if losses else None,
+                "n_steps": n_steps,
+                "fidelity": fidelity(step, n_steps, max_steps),
+            }
+        )

@@ -30,13 +30,21 @@ def _kill_after(spec, out, finished: int, timeout: float = 420):
     """Start `automodel tune` in its own process group; SIGKILL the group once ``finished``
     trials are recorded as done."""
     log = open(out.parent / "killed.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "automodel.cli", "tune", str(spec), "--out", str(out)],
-                            cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "automodel.cli", "tune", str(spec), "--out", str(out)],
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     marker = out / "tune" / "finished.jsonl"
     deadline = time.time() + timeout
     try:
         while len(_jsonl(marker)) < finished:
-            assert proc.poll() is None, "the sweep ended before it could be killed: " + (out.parent / "killed.log").read_text()[-2000:]
+            assert proc.poll() is None, (
+                "the sweep ended before it could be killed: "
+                + (out.parent / "killed.log").read_text()[-2000:]
+            )
             assert time.time() < deadline, "no trial finished in time"
             time.sleep(0.1)
     finally:
@@ -74,7 +82,9 @@ def test_sigkilled_sweep_resumes_to_exactly_num_samples(tmp_path):
 
     # The searcher's state was carried over: its Optuna study holds the 10 trials, all told their
     # result, the ones finished before the kill among them.
-    state = max((out / "tune").glob("searcher-state-*.pkl"), key=lambda p: p.stat().st_mtime)
+    state = max(
+        (out / "tune").glob("searcher-state-*.pkl")
+    )  # named by session start: the resumed one
     study = pickle.loads(state.read_bytes())["_ot_study"]
     assert len(study.trials) == 10 and all(t.state.name == "COMPLETE" for t in study.trials)
     assert type(study.sampler).__name__ == "TPESampler"

@@ -20,9 +20,17 @@ NUM_SAMPLES = 12
 
 
 def _spec(searcher: str, num_samples: int = NUM_SAMPLES):
-    return spec_from_dict({"features": {"k": [4, 32]},
-                           "search": {"families": ["logistic", "random_forest"], "searcher": searcher,
-                                      "num_samples": num_samples, "max_concurrent": 1}})
+    return spec_from_dict(
+        {
+            "features": {"k": [4, 32]},
+            "search": {
+                "families": ["logistic", "random_forest"],
+                "searcher": searcher,
+                "num_samples": num_samples,
+                "max_concurrent": 1,
+            },
+        }
+    )
 
 
 def _generator(spec):
@@ -45,7 +53,9 @@ def _step(gen, n: int, start: int = 0) -> list[dict]:
     for i in range(start, start + n):
         tid = f"t{i:03d}"
         config = gen.searcher.suggest(tid)
-        gen.searcher.on_trial_complete(tid, result={"accuracy": _objective(config), "training_iteration": 1})
+        gen.searcher.on_trial_complete(
+            tid, result={"accuracy": _objective(config), "training_iteration": 1}
+        )
         configs.append(config)
     return configs
 
@@ -76,7 +86,9 @@ def test_suggestions_decode_to_valid_family_params(name):
 def test_restored_state_continues_exactly(name, tmp_path):
     """Saved mid-sweep and restored into a fresh searcher, the next suggestions are the ones the
     uninterrupted searcher makes: the study and the sampler's random state both came back."""
-    spec = _spec(name, num_samples=6)  # 2 random start-up trials: the 3rd on is modelled (GP is slow)
+    spec = _spec(
+        name, num_samples=6
+    )  # 2 random start-up trials: the 3rd on is modelled (GP is slow)
     straight, _ = _generator(spec)
     interrupted, _ = _generator(spec)
     first = _step(straight, 3)
@@ -93,6 +105,7 @@ def test_restored_state_continues_exactly(name, tmp_path):
 def test_restored_tpe_models_the_results_instead_of_sampling_at_random(tmp_path):
     """After a restore, TPE proposes near the optimum the saved trials point to (C = 10 for
     logistic), far more often than the random searcher does from the same restored history."""
+
     def closeness(name: str) -> float:
         spec = _spec(name)
         gen, _ = _generator(spec)
@@ -117,20 +130,34 @@ def test_gp_models_every_family_parameter():
     params = optuna_study(gen.searcher).trials[-1].params
     for family, space in spaces.items():
         searched = [p for p, d in space.items() if not isinstance(d, Fixed)]
-        assert all(any(key.startswith(f"{family}.{p}") for key in params) for p in searched), (family, params)
+        assert all(any(key.startswith(f"{family}.{p}") for key in params) for p in searched), (
+            family,
+            params,
+        )
 
 
 def test_grid_enumerates_every_combination_once():
-    spec = spec_from_dict({"search": {"families": ["logistic", "random_forest"], "searcher": "grid",
-                                      "space": {"logistic": {"C": [[0.1, 1.0, 10.0]]},
-                                                "random_forest": {"n_estimators": [[10, 50]],
-                                                                  "max_depth": [[None, 10]]}}}})
+    spec = spec_from_dict(
+        {
+            "search": {
+                "families": ["logistic", "random_forest"],
+                "searcher": "grid",
+                "space": {
+                    "logistic": {"C": [[0.1, 1.0, 10.0]]},
+                    "random_forest": {"n_estimators": [[10, 50]], "max_depth": [[None, 10]]},
+                },
+            }
+        }
+    )
     spaces = family_spaces(spec, "classification")
     configs = grid_configs(spaces, [8, 16])
     decoded = [decode(c) for c in configs]
     logistic = [(p["C"], k) for f, p, k in decoded if f == "logistic"]
-    forests = [(p["n_estimators"], p["max_depth"], p["min_samples_split"], p["max_features"], k)
-               for f, p, k in decoded if f == "random_forest"]
+    forests = [
+        (p["n_estimators"], p["max_depth"], p["min_samples_split"], p["max_features"], k)
+        for f, p, k in decoded
+        if f == "random_forest"
+    ]
     assert sorted(logistic) == sorted((c, k) for c in (0.1, 1.0, 10.0) for k in (8, 16))
     # unlisted ranges give GridSearchCV-like 3 points; choices give all their values
     n_other = 3 * len(FAMILIES["random_forest"].space("classification")["max_features"].values)

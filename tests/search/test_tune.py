@@ -28,14 +28,29 @@ def _history(run_dir):
 
 def test_digits_asha_tpe_over_families_and_k(ray_cluster, digits, tmp_path):
     """The issue's sweep: 12 trials of mlp / random_forest / logistic with k in [16, 64]."""
-    spec = _spec(features={"method": "mutual_info", "k": [16, 64]}, families=["mlp", "random_forest", "logistic"],
-                 num_samples=12, max_concurrent=2, max_epochs=20)
+    spec = _spec(
+        features={"method": "mutual_info", "k": [16, 64]},
+        families=["mlp", "random_forest", "logistic"],
+        num_samples=12,
+        max_concurrent=2,
+        max_epochs=20,
+    )
     result = tune(spec, digits, tmp_path)
 
     board = pd.read_csv(tmp_path / "leaderboard.csv")
-    assert list(board.columns[:7]) == ["trial_id", "family", "accuracy", "iterations", "status", "k", "params"]
+    assert list(board.columns[:7]) == [
+        "trial_id",
+        "family",
+        "accuracy",
+        "iterations",
+        "status",
+        "k",
+        "params",
+    ]
     assert len(board) == 12 and board.trial_id.is_unique
-    assert set(board.family) <= {"mlp", "random_forest", "logistic"} and board.k.between(16, 64).all()
+    assert (
+        set(board.family) <= {"mlp", "random_forest", "logistic"} and board.k.between(16, 64).all()
+    )
     assert result.score >= 0.95 and result.score == board.accuracy.max()
     assert result.family == board.family[0] and result.params == json.loads(board.params[0])
     torch = board[board.family == "mlp"]
@@ -54,8 +69,13 @@ def test_grid_with_stratified_cv_matches_sklearn(ray_cluster, digits, tmp_path):
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_score
 
-    spec = _spec(families=["logistic"], searcher="grid", scheduler="fifo", cv_folds=3,
-                 space={"logistic": {"C": [[0.01, 1.0]]}})
+    spec = _spec(
+        families=["logistic"],
+        searcher="grid",
+        scheduler="fifo",
+        cv_folds=3,
+        space={"logistic": {"C": [[0.01, 1.0]]}},
+    )
     result = tune(spec, digits, tmp_path)
     board = result.leaderboard
     assert sorted(json.loads(p)["C"] for p in board.params) == [0.01, 1.0]
@@ -64,7 +84,9 @@ def test_grid_with_stratified_cv_matches_sklearn(ray_cluster, digits, tmp_path):
     y = np.concatenate([digits.y_train, digits.y_val])
     for params, got in zip(board.params, board.accuracy):
         cv = StratifiedKFold(3, shuffle=True, random_state=spec.data.seed)
-        want = cross_val_score(LogisticRegression(C=json.loads(params)["C"], max_iter=500), X, y, cv=cv).mean()
+        want = cross_val_score(
+            LogisticRegression(C=json.loads(params)["C"], max_iter=500), X, y, cv=cv
+        ).mean()
         assert got == pytest.approx(want, abs=1e-9)
 
 
@@ -79,7 +101,9 @@ def test_time_budget_stops_the_sweep_and_keeps_the_best(ray_cluster, digits, tmp
     spec = _spec(families=["logistic"], num_samples=1000, time_budget_s=20)
     result = tune(spec, digits, tmp_path)
     board = result.leaderboard
-    assert result.wall_s < 20 + 20  # the budget, and the time to stop trials and write the leaderboard
+    assert (
+        result.wall_s < 20 + 20
+    )  # the budget, and the time to stop trials and write the leaderboard
     assert 0 < len(board) < 1000 and result.score == board.accuracy.max() > 0.9
 
 
@@ -92,15 +116,24 @@ class _MaxRunning(Callback):
 
 
 def test_fractional_cpus_pack_more_trials_than_cores(ray_cluster, digits, tmp_path):
-    spec = _spec(families=["mlp"], scheduler="fifo", num_samples=4, max_concurrent=4, max_epochs=8,
-                 cpus_per_trial=0.5)
+    spec = _spec(
+        families=["mlp"],
+        scheduler="fifo",
+        num_samples=4,
+        max_concurrent=4,
+        max_epochs=8,
+        cpus_per_trial=0.5,
+    )
     running = _MaxRunning()
     tune(spec, digits, tmp_path, callbacks=[running])
     assert running.max_running > 2  # the local Ray has 2 CPUs
 
 
 def test_a_trial_that_cannot_fit_is_an_error_not_a_hang(ray_cluster, digits, tmp_path):
-    with pytest.raises(ResourceError, match=r"search\.gpus_per_trial: a trial asks for 1 GPUs but the local Ray has 0"):
+    with pytest.raises(
+        ResourceError,
+        match=r"search\.gpus_per_trial: a trial asks for 1 GPUs but the local Ray has 0",
+    ):
         tune(_spec(gpus_per_trial=1), digits, tmp_path)
 
 
