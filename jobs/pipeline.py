@@ -14,7 +14,7 @@ from pathlib import Path
 # that was sent.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from automodel.cluster import job_main  # noqa: E402
+from automodel.cluster.launch import job_main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(job_main("pipeline"))

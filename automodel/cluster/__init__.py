@@ -1,8 +1,10 @@
-"""Cluster: connecting to Ray (token auth included), preflight checks, jobs, submission, images."""
+"""Cluster, bottom layer: connecting to Ray (token auth included) and preflight checks.
+
+Every stage may use it. Job entry points, submission and Docker contexts sit in the top layer,
+:mod:`automodel.cluster.launch`, which may use every stage; nothing here imports it.
+"""
 
 from automodel.cluster._auth import prepare_client_auth
-from automodel.cluster._docker import write_docker_context
-from automodel.cluster._job import job_main
 from automodel.cluster._preflight import (
     Demand,
     NodeType,
@@ -15,7 +17,6 @@ from automodel.cluster._preflight import (
     spec_demands,
 )
 from automodel.cluster._runtime import ray_session
-from automodel.cluster._submit import job_status, stop_job, submit
 
 __all__ = [
     "Demand",
@@ -24,14 +25,9 @@ __all__ = [
     "check_demands",
     "check_resources",
     "cluster_supply",
-    "job_main",
-    "job_status",
     "launcher_node_types",
     "prepare_client_auth",
     "ray_session",
     "serve_demand",
     "spec_demands",
-    "stop_job",
-    "submit",
-    "write_docker_context",
 ]

@@ -33,11 +33,7 @@ def add_deploy_arguments(d: argparse.ArgumentParser) -> None:
     d.add_argument(
         "--name", help="model/application name (default: serve.name, else the card's name)"
     )
-    d.add_argument(
-        "--docker",
-        action="store_true",
-        help="write a Docker build context into --out DIR instead (default: <run>/docker)",
-    )
+    # --docker is added by the cluster's top layer (automodel/cluster/launch/_cli.py).
 
 
 def _overrides(args) -> dict:
@@ -61,10 +57,6 @@ def _serve(args) -> int:
 
 
 def _deploy(args) -> int:
-    if args.docker:
-        from automodel.cluster._docker import deploy_docker
-
-        return deploy_docker(args)
     from automodel.serve._config import write_deploy_config
 
     text = write_deploy_config(

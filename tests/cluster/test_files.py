@@ -13,7 +13,8 @@ import pytest
 import ray
 import yaml
 
-from automodel.cluster import launcher_node_types, write_docker_context
+from automodel.cluster import launcher_node_types
+from automodel.cluster.launch import write_docker_context
 from automodel.errors import ArtifactError
 from tests.conftest import REPO, run_cli
 

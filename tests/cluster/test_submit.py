@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from automodel.cluster._submit import entrypoint
+from automodel.cluster.launch._submit import entrypoint
 from tests.conftest import REPO, run_cli
 
 
@@ -19,7 +19,7 @@ def test_entrypoint_uses_the_job_script_else_the_module(tmp_path):
         "python jobs/pipeline.py --spec 'specs/a b.yaml' --out /runs/x"
     )
     assert entrypoint("sweep", "s.yaml", tmp_path, None, ["--resume"]) == (
-        "python -m automodel.cluster._job sweep --spec s.yaml --resume"
+        "python -m automodel.cluster.launch._job sweep --spec s.yaml --resume"
     )
 
 

@@ -3,7 +3,7 @@
 A job driver started by ``ray job submit`` finds its cluster in ``RAY_ADDRESS``; the spec's
 ``runtime.address`` is set from it, so the same functions as the CLI run against the cluster, and
 preflight fails in seconds when the spec asks for more than the cluster can ever have.
-``python -m automodel.cluster._job STAGE ...`` is the same entry point for working directories
+``python -m automodel.cluster.launch._job STAGE ...`` is the same entry point for working directories
 without a ``jobs/`` folder (``automodel submit`` uses it there).
 """
 
@@ -101,7 +101,7 @@ def _run(job: str, args: argparse.Namespace) -> int:
 if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in JOBS:
         print(
-            f"usage: python -m automodel.cluster._job {{{','.join(JOBS)}}} [--spec SPEC] [--out DIR]",
+            f"usage: python -m automodel.cluster.launch._job {{{','.join(JOBS)}}} [--spec SPEC] [--out DIR]",
             file=sys.stderr,
         )
         sys.exit(2)

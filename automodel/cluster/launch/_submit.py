@@ -1,7 +1,7 @@
 """`automodel submit`: send a job to a cluster through Ray's Job Submission SDK, follow it.
 
 The job runs ``jobs/<job>.py`` from the uploaded working directory (``python -m
-automodel.cluster._job <job>`` when it has no ``jobs/`` folder), so what runs on the cluster is
+automodel.cluster.launch._job <job>`` when it has no ``jobs/`` folder), so what runs on the cluster is
 what ``ray job submit --working-dir . -- python jobs/pipeline.py --spec ...`` would run by hand.
 The token for clusters with token authentication is sent as an ``Authorization`` header; it is
 never put into the job's runtime environment.
@@ -91,7 +91,7 @@ def entrypoint(
     cmd = (
         ["python", script]
         if (working_dir / script).is_file()
-        else ["python", "-m", "automodel.cluster._job", job]
+        else ["python", "-m", "automodel.cluster.launch._job", job]
     )
     cmd += ["--spec", spec_rel]
     if out:

@@ -1,4 +1,5 @@
-"""`automodel submit`: run a spec as a job on a Ray cluster; --status / --stop a job.
+"""`automodel submit` (run a spec as a job on a Ray cluster; --status / --stop a job) and
+`automodel deploy --docker` (a Docker build context for an artifact).
 
 Cheap to import: Ray is imported only when the command runs.
 """
@@ -10,6 +11,7 @@ import sys
 
 
 def add_parsers(sub) -> None:
+    _add_docker_option(sub)
     s = sub.add_parser(
         "submit",
         help="run a spec as a Ray job on a cluster (Job Submission SDK); --status/--stop ID",
@@ -63,8 +65,30 @@ def add_parsers(sub) -> None:
     s.set_defaults(handler=_submit)
 
 
+def _add_docker_option(sub) -> None:
+    """Add ``--docker`` to the `deploy` command the serve stage registered (it comes first)."""
+    deploy = sub.choices.get("deploy")
+    if deploy is None:
+        return
+    deploy.add_argument(
+        "--docker",
+        action="store_true",
+        help="write a Docker build context into --out DIR instead (default: <run>/docker)",
+    )
+    serve_deploy = deploy.get_default("handler")
+
+    def _deploy(args) -> int:
+        if args.docker:
+            from automodel.cluster.launch._docker import deploy_docker
+
+            return deploy_docker(args)
+        return serve_deploy(args)
+
+    deploy.set_defaults(handler=_deploy)
+
+
 def _submit(args) -> int:
-    from automodel.cluster import _submit as sub
+    from automodel.cluster.launch import _submit as sub
     from automodel.errors import ClusterError
 
     if args.status:
