@@ -47,7 +47,8 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-STAGE_CLIS = ("automodel.compress._cli", "automodel.serve._cli", "automodel.cluster.launch._cli", "automodel.report._cli")
+STAGE_CLIS = ("automodel.compress._cli", "automodel.serve._cli", "automodel.cluster.launch._cli", "automodel.report._cli",
+              "automodel.predict._cli")
 
 
 def _stage_cli_modules():

@@ -1,0 +1,175 @@
+"""Arrow batches -> the float32 matrix a model takes, row by row refusing what serving refuses.
+
+Serving (``automodel/serve/_predictor.py`` and ``_server.py``) refuses a whole request when one
+value cannot be encoded; offline, the same rules apply to each row on its own, so a bad row is set
+aside with its reason and the rest of the batch scores. The rules:
+
+- a numeric column takes numbers, booleans (1 and 0) and nulls (imputed); text that is not a
+  number (a CSV column holding ``"abc"``) is refused: ``column 'x': expected a number, got 'abc'``;
+- ±Infinity is refused: ``column 'x': non-finite value (inf)``;
+- a value that leaves float32's range once scaled is refused (serving: "a value is out of
+  range"), checked only on the features the model keeps, as serving does.
+
+Good rows encode with the same float64 maths as ``Preprocessor.transform`` (``(x - mean) / std``,
+then float32), so a row scores the same offline and online; ``tests/predict`` checks it against a
+running server. Categorical columns go through ``Preprocessor.transform`` itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from automodel.data import Preprocessor
+from automodel.errors import DataError
+
+# What counts as a missing value in a text column (pyarrow's CSV null tokens turn most into
+# nulls already; these are the ones a hand-written file may still carry).
+_MISSING_TEXT = {"", "nan", "na", "n/a", "null", "none"}
+
+
+@dataclass
+class Encoded:
+    """One batch, encoded: ``X`` holds the good rows only, in order.
+
+    Attributes:
+        X: float32 matrix of the rows where ``good`` is True.
+        good: bool mask over the batch's rows.
+        reasons: the reason for each bad row (None for good rows), as an object array.
+    """
+
+    X: np.ndarray
+    good: np.ndarray
+    reasons: np.ndarray
+
+    @property
+    def n_bad(self) -> int:
+        return int((~self.good).sum())
+
+
+def numeric_input_type(t: pa.DataType) -> bool:
+    """Types a numeric feature column may have in a file (text is parsed value by value)."""
+    return (
+        pa.types.is_integer(t)
+        or pa.types.is_floating(t)
+        or pa.types.is_boolean(t)
+        or pa.types.is_decimal(t)
+        or pa.types.is_null(t)
+        or pa.types.is_string(t)
+        or pa.types.is_large_string(t)
+        or pa.types.is_dictionary(t)
+    )
+
+
+class BatchEncoder:
+    """Encodes Arrow tables with an artifact's preprocessor (``preprocess.json``)."""
+
+    def __init__(self, prep: Preprocessor):
+        self.prep = prep
+        self.columns = prep.input_columns
+        self.numeric_only = all(c.kind == "numeric" for c in prep.columns)
+        selected = None if prep.selected is None else set(prep.selected)
+        # Each numeric column's position among the encoded features: out-of-range values count
+        # only where the model keeps that feature, as in serving's check of the encoded matrix.
+        self.kept: dict[str, bool] = {}
+        offset = 0
+        for c in prep.columns:
+            if c.kind == "numeric":
+                self.kept[c.name] = selected is None or offset in selected
+            offset += c.width
+        numeric = [c for c in prep.columns if c.kind == "numeric"]
+        self.fill = np.array([c.fill for c in numeric], dtype=np.float64)
+        self.mean = np.array([c.mean for c in numeric], dtype=np.float64)
+        self.std = np.array([c.std for c in numeric], dtype=np.float64)
+        self.selected = None if prep.selected is None else np.asarray(prep.selected, dtype=np.intp)
+
+    def missing(self, names: list[str]) -> list[str]:
+        """Input columns absent from ``names`` (a file's columns), in the model's order."""
+        have = set(names)
+        return [c for c in self.columns if c not in have]
+
+    def encode(self, table: pa.Table) -> Encoded:
+        n = table.num_rows
+        reasons = np.full(n, None, dtype=object)
+        numeric_cols = [c for c in self.prep.columns if c.kind == "numeric"]
+        raw = np.empty((n, len(numeric_cols)), dtype=np.float64)
+        for j, c in enumerate(numeric_cols):
+            raw[:, j] = self._numbers(table, c.name, reasons)
+        # ±Infinity: refused in every numeric column, kept by the model or not (serving's pandas
+        # path raises on it before any selection).
+        inf_rows, inf_cols = np.nonzero(np.isinf(raw))
+        for r, j in zip(inf_rows, inf_cols):
+            if reasons[r] is None:
+                reasons[r] = f"column {numeric_cols[j].name!r}: non-finite value ({raw[r, j]})"
+        filled = np.where(np.isnan(raw), self.fill, raw)
+        with np.errstate(over="ignore", invalid="ignore"):
+            scaled = ((filled - self.mean) / self.std).astype(np.float32)
+        out_rows, out_cols = np.nonzero(~np.isfinite(scaled))
+        for r, j in zip(out_rows, out_cols):
+            name = numeric_cols[j].name
+            if reasons[r] is None and self.kept[name] and np.isfinite(raw[r, j]):
+                reasons[r] = (
+                    f"column {name!r}: value {raw[r, j]!r} is out of range "
+                    "(not finite once scaled to float32)"
+                )
+        good = pd.isna(reasons) if n else np.ones(0, bool)
+        if self.numeric_only:
+            X = scaled[good]
+            if self.selected is not None:
+                X = X[:, self.selected]
+        else:
+            X = self._mixed(table, numeric_cols, raw, good)
+        return Encoded(np.ascontiguousarray(X, dtype=np.float32), good, reasons)
+
+    # ---- columns -------------------------------------------------------------------------------
+    def _numbers(self, table: pa.Table, name: str, reasons: np.ndarray) -> np.ndarray:
+        """One numeric column as float64 (nulls as NaN); text that is not a number is refused."""
+        col = table.column(name)
+        t = col.type
+        if pa.types.is_dictionary(t):
+            col, t = col.cast(t.value_type), t.value_type
+        if pa.types.is_string(t) or pa.types.is_large_string(t):
+            return self._parse_text(col, name, reasons)
+        if not numeric_input_type(t):
+            raise DataError(f"input: column {name!r}: expected numbers, the file has {t}")
+        # safe=False: int64 beyond 2**53 rounds, as float() would in serving.
+        values = pc.cast(col, pa.float64(), safe=False)
+        return values.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+
+    @staticmethod
+    def _parse_text(col: pa.ChunkedArray, name: str, reasons: np.ndarray) -> np.ndarray:
+        try:  # the common case: every value is a number or missing
+            return pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)
+        except pa.ArrowInvalid:
+            pass
+        text = pd.Series(col.to_numpy(zero_copy_only=False), dtype=object)
+        values = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64)
+        for r in np.flatnonzero(np.isnan(values)):
+            v = text.iat[r]
+            if v is None or str(v).strip().lower() in _MISSING_TEXT:
+                continue
+            if reasons[r] is None:
+                shown = repr(v) if len(v) <= 40 else repr(v[:37] + "...")
+                reasons[r] = f"column {name!r}: expected a number, got {shown}"
+        return values
+
+    def _mixed(
+        self, table: pa.Table, numeric_cols: list, raw: np.ndarray, good: np.ndarray
+    ) -> np.ndarray:
+        """Categorical columns present: the good rows through ``Preprocessor.transform`` itself."""
+        if not good.any():
+            return np.zeros((0, self.prep.n_features), dtype=np.float32)
+        index = np.flatnonzero(good)
+        frame = {}
+        position = {c.name: j for j, c in enumerate(numeric_cols)}
+        for c in self.prep.columns:
+            if c.kind == "numeric":
+                frame[c.name] = raw[index, position[c.name]]
+            else:
+                values = table.column(c.name).take(pa.array(index))
+                frame[c.name] = pd.Series(values.to_pylist(), dtype=object)
+        return self.prep.transform(pd.DataFrame(frame))

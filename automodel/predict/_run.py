@@ -1,0 +1,317 @@
+"""``predict()``: score files with an artifact, streaming them through Ray Data.
+
+    read (tasks) ─▶ map_batches(Scorer, actor pool) ─▶ PredictionSink (good rows, errors/)
+
+The driver resolves the file names, checks the schema from the first file's footer or first block
+(a column the model needs that the files lack fails here, in seconds, with one line), plans the
+stream and prints progress from the tally actor; it never holds rows.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from automodel.errors import AutomodelError, DataError
+
+DEFAULT_BATCH_SIZE = 8192
+
+
+@dataclass
+class PredictSummary:
+    """What a prediction run did; also written to ``OUTPUT/predict.json``.
+
+    Attributes:
+        rows: rows read from the input.
+        scored: rows with a prediction in the output.
+        errors: rows refused (their reasons are in ``OUTPUT/errors/``).
+        wall_s: the whole call, Ray start included.
+        rows_per_s: ``rows / wall_s``.
+        actors: one entry a prediction actor: its node id, execution provider, CPUs and rows.
+    """
+
+    rows: int
+    scored: int
+    errors: int
+    wall_s: float
+    rows_per_s: float
+    model: str
+    version: str
+    artifact: str
+    input: str
+    out: str
+    files: int
+    actors: list[dict] = field(default_factory=list)
+
+    @property
+    def nodes(self) -> set[str]:
+        """Ids of the Ray nodes that ran prediction actors."""
+        return {a["node"] for a in self.actors}
+
+    def line(self) -> str:
+        return (
+            f"predicted {self.scored:,} rows ({self.errors:,} refused, see {self.out}/errors/) "
+            f"in {self.wall_s:.1f} s, {self.rows_per_s:,.0f} rows/s, model {self.model} "
+            f"v{self.version}, {len(self.actors)} actor(s) on {len(self.nodes)} node(s): {self.out}"
+        )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def predict(
+    artifact: str | Path,
+    input: str | list[str],
+    out: str | Path,
+    *,
+    id: str | None = None,
+    keep: list[str] | None = None,
+    probabilities: bool = False,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    concurrency: int | None = None,
+    num_cpus: float = 1.0,
+    num_gpus: float = 0.0,
+    address: str | None = None,
+    overwrite: bool = False,
+    progress: Any = None,
+) -> PredictSummary:
+    """Score Parquet or CSV files with an artifact; write Parquet predictions to ``out``.
+
+    Args:
+        artifact: an artifact directory (or a run directory holding ``artifact/``).
+        input: a file, directory, glob or list of files, local or ``s3://...``.
+        out: output directory (local, NFS or ``s3://``); on a multi-node cluster, storage every
+            node can write.
+        id: a column copied beside each prediction to identify the row.
+        keep: input columns copied beside each prediction (with ``id``, after it). Neither
+            given: every input column is kept, the prediction appended.
+        probabilities: add one ``probability_<class>`` column a class (classification).
+        batch_size: rows a prediction actor scores at once.
+        concurrency: prediction actors (default: Ray Data scales the pool to the cluster).
+        num_cpus: CPUs an actor reserves (ONNX Runtime threads follow).
+        num_gpus: GPUs an actor reserves (ONNX Runtime's CUDA provider when it has one).
+        address: a Ray cluster to join (default: ``RAY_ADDRESS``, else an embedded local Ray).
+        overwrite: empty ``out`` first when it already holds files.
+        progress: a callable ``(stage, message)`` for progress lines (default: none).
+
+    Returns:
+        the run's summary (also in ``out/predict.json``).
+
+    Raises:
+        DataError: the files lack a column the model needs (one line naming it), or cannot be
+            read; ArtifactError: the artifact is missing or corrupt.
+    """
+    from automodel.artifact import read_artifact
+    from automodel.cluster._runtime import ray_session
+    from automodel.data._files import read_schema, resolve_files
+    from automodel.predict._encode import BatchEncoder, numeric_input_type
+    from automodel.predict._scorer import ModelFiles
+    from automodel.predict._sink import prediction_columns
+    from automodel.spec import RuntimeSpec
+
+    start = time.time()
+    say = progress or (lambda stage, message: None)
+    _check_options(batch_size, concurrency, num_cpus, num_gpus)
+    art_dir = Path(artifact)
+    if (art_dir / "artifact" / "card.json").is_file():
+        art_dir = art_dir / "artifact"
+    art = read_artifact(art_dir)
+    files = _input(resolve_files, input)
+    schema = _input(read_schema, files)
+    encoder = BatchEncoder(art.preprocessor)
+    missing = encoder.missing(schema.names)
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise DataError(
+            f"input: column {missing[0]!r} is missing from {files.source}{more}; "
+            f"the model takes {_names(encoder.columns)}, the files have {_names(schema.names)}"
+        )
+    for c in art.preprocessor.columns:
+        t = schema.field(c.name).type
+        if c.kind == "numeric" and not numeric_input_type(t):
+            raise DataError(f"input: column {c.name!r}: expected numbers, the files have {t}")
+    kept = _kept(id, keep, schema.names)
+    added = prediction_columns(art.card["task"], art.card.get("classes"), probabilities)
+    clash = [c for c in kept if c in added]
+    if clash:
+        raise DataError(
+            f"--keep: column {clash[0]!r} would clash with an output column "
+            f"({', '.join(added[:4])}); keep it under another name"
+        )
+    fs, out_path = _output(str(out), overwrite)
+
+    runtime = RuntimeSpec(address=address or os.environ.get("RAY_ADDRESS"))
+    with ray_session(runtime):
+        import ray
+        import ray.data
+
+        from automodel.data._files import reading
+        from automodel.predict._scorer import Scorer
+        from automodel.predict._sink import PredictionSink
+        from automodel.predict._tally import Tally
+
+        ctx = ray.data.DataContext.get_current()
+        ctx.enable_progress_bars = False  # our own line below, not tqdm bars on the driver
+        ctx.print_on_execution_start = False
+        tally = ray.remote(num_cpus=0)(Tally).remote()
+        needed = list(dict.fromkeys([*encoder.columns, *kept]))
+        ds = _read(files, schema, needed, art.preprocessor)
+        scored = ds.map_batches(
+            Scorer,
+            fn_constructor_kwargs={
+                "model": ModelFiles.of(art),
+                "keep": kept,
+                "probabilities": probabilities,
+                "tally": tally,
+                "use_gpu": num_gpus > 0,
+            },
+            batch_format="pyarrow",
+            batch_size=batch_size,
+            concurrency=concurrency,
+            num_cpus=num_cpus,
+            num_gpus=num_gpus or None,
+            zero_copy_batch=True,
+        )
+        sink = PredictionSink(fs, out_path, added, tally)
+        say("predict", f"scoring {len(files)} {files.format} file(s) from {files.source}")
+        with reading(files):
+            _write_with_progress(scored, sink, tally, say, start)
+        snap = ray.get(tally.snapshot.remote())
+    wall = time.time() - start
+    result = sink.result or {"rows": 0, "errors": 0, "files": 0}
+    rows = result["rows"] + result["errors"]
+    summary = PredictSummary(
+        rows=rows,
+        scored=result["rows"],
+        errors=result["errors"],
+        wall_s=round(wall, 3),
+        rows_per_s=round(rows / wall, 1) if wall > 0 else 0.0,
+        model=art.name,
+        version=art.version,
+        artifact=str(art.path),
+        input=files.source,
+        out=str(out),
+        files=result["files"],
+        actors=snap["actors"],
+    )
+    with fs.open_output_stream(f"{out_path}/predict.json") as f:
+        f.write(json.dumps(summary.to_dict(), indent=1).encode())
+    return summary
+
+
+def _write_with_progress(ds, sink, tally, say, start: float, every: float = 5.0) -> None:
+    """Run the write in a thread; print rows read / scored / written every few seconds."""
+    import ray
+
+    failure: list[BaseException] = []
+
+    def work():
+        try:
+            ds.write_datasink(sink)
+        except BaseException as exc:  # re-raised on the calling thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=work, name="automodel-predict", daemon=True)
+    thread.start()
+    t0 = time.time()
+    while thread.is_alive():
+        thread.join(every)
+        if thread.is_alive():
+            s = ray.get(tally.snapshot.remote())
+            rate = s["read"] / max(1e-9, time.time() - t0)
+            say(
+                "predict",
+                f"read {s['read']:,}  scored {s['scored']:,}  refused {s['errors']:,}  "
+                f"written {s['written']:,}  {rate:,.0f} rows/s",
+            )
+    if failure:
+        raise failure[0]
+
+
+# ---- helpers -----------------------------------------------------------------------------------
+def _check_options(batch_size: int, concurrency: int | None, num_cpus: float, num_gpus: float):
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise AutomodelError(f"--batch-size: must be an integer >= 1, got {batch_size!r}")
+    if concurrency is not None and (not isinstance(concurrency, int) or concurrency < 1):
+        raise AutomodelError(f"--concurrency: must be an integer >= 1, got {concurrency!r}")
+    if not num_cpus > 0 or not math.isfinite(num_cpus):
+        raise AutomodelError(f"--num-cpus: must be > 0, got {num_cpus!r}")
+    if not num_gpus >= 0 or not math.isfinite(num_gpus):
+        raise AutomodelError(f"--num-gpus: must be >= 0, got {num_gpus!r}")
+
+
+def _input(fn, arg):
+    """The data stage's reader speaks of ``data.source``; here the files are INPUT."""
+    try:
+        return fn(arg)
+    except DataError as exc:
+        raise DataError(str(exc).replace("data.source:", "input:", 1)) from None
+
+
+def _names(names: list[str], limit: int = 6) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f", ... ({len(names)} columns)" if len(names) > limit else "")
+
+
+def _kept(id: str | None, keep: list[str] | None, names: list[str]) -> list[str]:
+    if id is None and not keep:
+        return list(names)
+    kept = list(dict.fromkeys([*([id] if id else []), *(keep or [])]))
+    for c in kept:
+        if c not in names:
+            flag = "--id" if c == id else "--keep"
+            raise DataError(f"{flag}: column {c!r} is not in the files; they have {_names(names)}")
+    return kept
+
+
+def _output(out: str, overwrite: bool):
+    """The output directory's filesystem and path; refuse one that already holds files."""
+    import pyarrow.fs as pafs
+
+    if "://" in out:
+        fs, path = pafs.FileSystem.from_uri(out)
+    else:
+        fs, path = pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(out))
+    info = fs.get_file_info(path)
+    if info.type == pafs.FileType.File:
+        raise DataError(f"--out: {out} is a file; give a directory")
+    if info.type == pafs.FileType.Directory:
+        inside = fs.get_file_info(pafs.FileSelector(path, recursive=False))
+        if inside and not overwrite:
+            raise DataError(
+                f"--out: {out} already holds files; choose a new directory or pass --overwrite"
+            )
+        if inside:
+            fs.delete_dir_contents(path)
+    fs.create_dir(path, recursive=True)
+    return fs, path
+
+
+def _read(files, schema, columns: list[str], prep):
+    """The input as a lazy Ray Dataset of ``columns``.
+
+    CSV: numeric feature columns are read as text and parsed by the encoder, so one bad value
+    refuses its row, not the whole file (a typed CSV read fails on the first "abc").
+    """
+    if files.format == "parquet":
+        from automodel.data._files import read_files
+
+        return read_files(files, columns=columns)
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import ray.data
+
+    numeric = {c.name for c in prep.columns if c.kind == "numeric"}
+    types = {f.name: (pa.string() if f.name in numeric else f.type) for f in schema}
+    convert = pacsv.ConvertOptions(
+        column_types=types, include_columns=columns, strings_can_be_null=True
+    )
+    return ray.data.read_csv(
+        list(files.paths), filesystem=files.filesystem, convert_options=convert
+    )
