@@ -78,7 +78,9 @@ def spec_from_dict(raw: Any, source: str = "spec") -> Spec:
 def _check_files(spec: Spec, base: Path) -> Spec:
     """Missing local data files are spec errors, reported before any work starts."""
     src = spec.data.source
-    if src.startswith(("builtin:", "synthetic:")) or "://" in src:
+    if not isinstance(src, str) or src.startswith(("builtin:", "synthetic:")) or "://" in src:
+        return spec  # a list of files, a builtin or a URI: the data stage resolves and checks them
+    if any(ch in src for ch in "*?["):  # a glob: matched when the data loads
         return spec
     path = Path(src)
     if not path.is_absolute():
@@ -86,6 +88,9 @@ def _check_files(spec: Spec, base: Path) -> Spec:
         path = candidate if candidate.exists() else Path.cwd() / path
     if not path.exists():
         raise SpecError("data.source", f"file not found: {src}")
+    if path.is_dir():  # a directory of Parquet/CSV files
+        spec.data.source = str(path)
+        return spec
     if path.suffix.lower() not in (".csv", ".parquet", ".pq"):
         raise SpecError("data.source", f"expected a .csv or .parquet file, got {src}")
     spec.data.source = str(path)

@@ -20,9 +20,16 @@ class _Section(BaseModel):
 
 
 class DataSpec(_Section):
-    source: str = Field(
+    source: str | list[str] = Field(
         "builtin:digits",
-        description='"builtin:NAME", "synthetic:classification?rows=N&features=M", or a CSV/Parquet path or URI.',
+        description='"builtin:NAME", "synthetic:classification?rows=N&features=M", or CSV/Parquet files: a path or '
+        "URI (s3://, gs://), a directory, a glob, or a list of them.",
+    )
+    key: str | None = Field(
+        None, description="Column whose hash assigns a row to train/val/test when files stream; default: file and row."
+    )
+    stream: Literal["auto", "on", "off"] = Field(
+        "auto", description="Stream files through Ray Data: auto = for a directory, glob, list or a file over 256 MB."
     )
     target: str | None = Field(None, description="Target column; default: the source's own target or the last column.")
     task: Task | None = Field(None, description="Inferred from the target when absent.")
@@ -68,6 +75,9 @@ class SearchSpec(_Section):
     cpus_per_trial: float = Field(1.0, gt=0)
     gpus_per_trial: float = Field(0.0, ge=0)
     space: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    sample_rows: int = Field(
+        100_000, ge=100, description="Streamed data: training rows the trials see (one sample in the object store)."
+    )
 
     @field_validator("families")
     @classmethod
