@@ -21,19 +21,36 @@ ONEHOT_MAX = 20  # categories up to this are one-hot encoded, above it ordinal c
 ORDINAL_MAX = 200  # above this a text column looks like free text or an identifier
 
 
+DATE_PARTS = ("year", "month", "dayofyear", "dayofweek")  # "hour" too when the column has times
+
+
 @dataclass
 class Column:
+    """One raw input column and how it encodes.
+
+    A ``date`` column encodes as its calendar ``parts`` (year, month, day of year, day of week,
+    hour where the data has times), each scaled by its ``means`` and ``stds``; a missing date
+    takes ``fill``, the median date (ISO text).
+    """
+
     name: str
-    kind: str  # "numeric" | "categorical"
+    kind: str  # "numeric" | "categorical" | "date"
     fill: Any
     mean: float = 0.0
     std: float = 1.0
     categories: list[str] = field(default_factory=list)
     encoding: str = "onehot"  # categorical: "onehot" | "ordinal"
+    parts: list[str] = field(default_factory=list)
+    means: list[float] = field(default_factory=list)
+    stds: list[float] = field(default_factory=list)
 
     @property
     def width(self) -> int:
-        return len(self.categories) if self.kind == "categorical" and self.encoding == "onehot" else 1
+        if self.kind == "date":
+            return len(self.parts)
+        return (
+            len(self.categories) if self.kind == "categorical" and self.encoding == "onehot" else 1
+        )
 
 
 @dataclass
@@ -54,8 +71,14 @@ class Preprocessor:
 
     # ---- fitting ---------------------------------------------------------------------------
     @classmethod
-    def fit(cls, frame: pd.DataFrame, target: str, task: str, classes: list | None = None,
-            image_shape: tuple[int, ...] | None = None) -> Preprocessor:
+    def fit(
+        cls,
+        frame: pd.DataFrame,
+        target: str,
+        task: str,
+        classes: list | None = None,
+        image_shape: tuple[int, ...] | None = None,
+    ) -> Preprocessor:
         columns, dropped = [], {}
         for name in frame.columns:
             if name == target:
@@ -64,19 +87,23 @@ class Preprocessor:
             if s.isna().all():
                 dropped[str(name)] = "all values missing"
             elif pd.api.types.is_datetime64_any_dtype(s):
-                dropped[str(name)] = "date/time column (not used)"
+                columns.append(_date_column(str(name), s))
             elif pd.api.types.is_bool_dtype(s) or not pd.api.types.is_numeric_dtype(s):
                 values = s.dropna().astype(str)
                 cats = sorted(values.unique().tolist())
                 if len(cats) > ONEHOT_MAX and _looks_like_dates(values):
-                    dropped[str(name)] = "date/time column (not used)"
+                    columns.append(_date_column(str(name), s))
                     continue
-                if len(cats) > ORDINAL_MAX or (len(cats) > ONEHOT_MAX and len(cats) > 0.5 * len(values)):
+                if len(cats) > ORDINAL_MAX or (
+                    len(cats) > ONEHOT_MAX and len(cats) > 0.5 * len(values)
+                ):
                     dropped[str(name)] = f"free text or identifier ({len(cats)} distinct values)"
                     continue
                 fill = values.mode().iloc[0]
                 enc = "onehot" if len(cats) <= ONEHOT_MAX else "ordinal"
-                columns.append(Column(str(name), "categorical", fill, categories=cats, encoding=enc))
+                columns.append(
+                    Column(str(name), "categorical", fill, categories=cats, encoding=enc)
+                )
             else:
                 vals = s.astype(float)
                 fill = float(vals.median())
@@ -86,7 +113,10 @@ class Preprocessor:
         for name, why in dropped.items():
             warnings.warn(f"column {name!r} dropped: {why}", stacklevel=2)
         if not columns:
-            raise DataError("no usable feature columns after preprocessing: " + "; ".join(f"{k}: {v}" for k, v in dropped.items()))
+            raise DataError(
+                "no usable feature columns after preprocessing: "
+                + "; ".join(f"{k}: {v}" for k, v in dropped.items())
+            )
         shape = list(image_shape) if image_shape and not dropped else None
         return cls(columns, dropped, str(target), task, classes, None, shape)
 
@@ -99,7 +129,9 @@ class Preprocessor:
     def feature_names(self) -> list[str]:
         names = []
         for c in self.columns:
-            if c.kind == "categorical" and c.encoding == "onehot":
+            if c.kind == "date":
+                names += [f"{c.name}.{p}" for p in c.parts]
+            elif c.kind == "categorical" and c.encoding == "onehot":
                 names += [f"{c.name}={v}" for v in c.categories]
             else:
                 names.append(c.name)
@@ -139,6 +171,10 @@ class Preprocessor:
                     raise DataError(f"column {c.name!r}: non-finite value (inf)")
                 arr = np.where(np.isnan(arr), c.fill, arr)
                 parts.append(((arr - c.mean) / c.std)[:, None])
+            elif c.kind == "date":
+                values = date_parts(s.where(s.notna(), c.fill), c.parts, column=c.name)
+                for p, mean, std in zip(c.parts, c.means, c.stds):
+                    parts.append(((values[p] - mean) / std)[:, None])
             else:
                 vals = s.where(s.notna(), c.fill).astype(str).to_numpy()
                 index = {v: i for i, v in enumerate(c.categories)}
@@ -172,13 +208,19 @@ class Preprocessor:
                 missing = [c for c in cols if c not in r]
                 if missing:
                     raise DataError(f"row {i}: missing column(s): {', '.join(missing[:10])}")
-                extra = [k for k in r if k not in cols and k not in self.dropped and k != self.target]
+                extra = [
+                    k for k in r if k not in cols and k not in self.dropped and k != self.target
+                ]
                 if extra:
-                    raise DataError(f"row {i}: unknown column(s): {', '.join(map(str, extra[:10]))}")
+                    raise DataError(
+                        f"row {i}: unknown column(s): {', '.join(map(str, extra[:10]))}"
+                    )
             return pd.DataFrame([[r[c] for c in cols] for r in rows], columns=cols)
         for i, r in enumerate(rows):
             if not isinstance(r, (list, tuple)):
-                raise DataError(f"row {i}: expected a list of {len(cols)} values or a {{column: value}} object, got {type(r).__name__}")
+                raise DataError(
+                    f"row {i}: expected a list of {len(cols)} values or a {{column: value}} object, got {type(r).__name__}"
+                )
             if len(r) != len(cols):
                 raise DataError(f"row {i}: expected {len(cols)} values, got {len(r)}")
         return pd.DataFrame(list(rows), columns=cols)
@@ -206,6 +248,63 @@ class Preprocessor:
             raise ArtifactError(f"{path}: missing") from None
         except (json.JSONDecodeError, TypeError, KeyError, UnicodeDecodeError) as exc:
             raise ArtifactError(f"{path}: corrupt preprocessor ({exc})") from None
+
+
+def parse_dates(s: pd.Series, *, column: str | None = None) -> pd.Series:
+    """``s`` as naive datetimes (time zones converted to UTC); missing stays NaT.
+
+    Raises:
+        DataError: with ``column`` set, when a present value is not a date.
+    """
+    if pd.api.types.is_datetime64_any_dtype(s):
+        parsed = s
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            text = s.where(s.notna(), None).astype(object)
+            parsed = pd.to_datetime(text, errors="coerce", format="mixed", utc=True)
+        if column is not None:
+            bad = parsed.isna() & s.notna()
+            if bad.any():
+                raise DataError(f"column {column!r}: expected a date, got {s[bad].iloc[0]!r}")
+    if getattr(parsed.dt, "tz", None) is not None:
+        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+    return parsed
+
+
+def date_parts(
+    s: pd.Series, parts: list[str] | tuple[str, ...], *, column: str | None = None
+) -> dict[str, np.ndarray]:
+    """The calendar ``parts`` of a date column as float arrays (NaN where the date is missing)."""
+    d = parse_dates(s, column=column).dt
+    out = {}
+    for p in parts:
+        v = d.dayofweek if p == "dayofweek" else getattr(d, p)
+        out[p] = np.asarray(v, dtype=float)
+    return out
+
+
+def has_time(s: pd.Series) -> bool:
+    """Whether any date in ``s`` has a time of day (then the hour is a feature too)."""
+    d = parse_dates(s).dropna()
+    return bool(len(d)) and bool((d != d.dt.normalize()).any())
+
+
+def _date_column(name: str, s: pd.Series) -> Column:
+    dates = parse_dates(s)
+    fill = date_fill(dates.dropna())
+    parts = [*DATE_PARTS, "hour"] if has_time(dates) else list(DATE_PARTS)
+    values = date_parts(dates.fillna(pd.Timestamp(fill)), parts)
+    means = [float(values[p].mean()) for p in parts]
+    stds = [float(values[p].std(ddof=0)) or 1.0 for p in parts]
+    return Column(name, "date", fill, parts=parts, means=means, stds=stds)
+
+
+def date_fill(dates: pd.Series) -> str:
+    """The imputation value of a date column: its median date, as ISO text (JSON, and a valid
+    input row for serving's self-test)."""
+    values = dates.astype("datetime64[ns]").astype("int64")
+    return pd.Timestamp(int(np.median(values))).isoformat()
 
 
 def _is_number_like(x: Any) -> bool:
