@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from automodel.artifact import Artifact, write_artifact
 from automodel.cluster import check_resources, ray_session
-from automodel.data import Dataset, load_dataset
+from automodel.contracts import (
+    Card,
+    DataInfo,
+    HistoryRow,
+    Metrics,
+    RunSummary,
+    SearchInfo,
+    TrainInfo,
+)
+from automodel.data import Dataset, load_dataset, stream_files
 from automodel.features import top_k
-from automodel.metrics import all_scores
+from automodel.metrics import scores_raw
 from automodel.progress import Progress
 from automodel.report import finish_run, record_features, tracking_callbacks
-from automodel.search import SearchResult, feature_ranking, tune
+from automodel.search import SearchResult, default_families, feature_ranking, tune
 from automodel.spec import Spec, dump_spec
 from automodel.train import TrainedModel, check_train_resources, train_model
 
@@ -42,10 +50,10 @@ def make_run_dir(spec: Spec, out: str | Path | None) -> Path:
 
 
 def test_metrics(trained: TrainedModel, dataset: Dataset) -> dict[str, float]:
-    raw = trained.model.predict_raw(dataset.X_test)
-    if dataset.task == "classification":
-        return all_scores(dataset.task, dataset.y_test, raw.argmax(axis=1), raw)
-    return all_scores(dataset.task, dataset.y_test, raw.reshape(-1))
+    if dataset.stream is not None:  # every test row, scored by Ray Data tasks where the files are
+        y, raw = dataset.stream.predictions(dataset.preprocessor, trained.model.predict_raw)
+        return scores_raw(dataset.task, y, raw)
+    return scores_raw(dataset.task, dataset.y_test, trained.model.predict_raw(dataset.X_test))
 
 
 def build_artifact(spec: Spec, dataset: Dataset, trained: TrainedModel, path: Path, *,
@@ -53,31 +61,32 @@ def build_artifact(spec: Spec, dataset: Dataset, trained: TrainedModel, path: Pa
     """Export the trained model to ONNX and write the artifact with its card."""
     metric = spec.metric_for(dataset.task)
     onnx_bytes, output = trained.model.to_onnx()
+    history = [HistoryRow.model_validate(r) for r in trained.history]
     # the row of the weights that were kept (early stopping keeps the best epoch's, not the last)
     kept = trained.info.get("kept_epoch")
-    val = next((r for r in trained.history if r.get("epoch") == kept), trained.history[-1]) if trained.history else {}
-    card = {
-        "name": spec.model_name,
-        "task": dataset.task,
-        "family": trained.family,
-        "params": trained.params,
-        "metric": metric,
-        "features": dataset.preprocessor.input_columns,
-        "encoded_features": dataset.n_features,
-        "classes": dataset.classes,
-        "metrics": {"test": test_metrics(trained, dataset),
-                    "val": {metric: val.get(f"val_{metric}")} if val else {}},
-        "train": trained.info,
-        "history": trained.history,
-        "data": {"source": spec.data.source, "rows": dataset.rows, "sha256": dataset.sha256,
-                 "target": dataset.preprocessor.target, "summary": dataset.summary,
-                 "spec": spec.data.model_dump(mode="json")},  # compress reloads the same splits
+    val = next((r for r in history if r.epoch == kept), history[-1]) if history else None
+    card = Card(
+        name=spec.model_name,
+        task=dataset.task,
+        family=trained.family,
+        params=trained.params,
+        metric=metric,
+        features=dataset.preprocessor.input_columns,
+        encoded_features=dataset.n_features,
+        classes=dataset.classes,
+        metrics=Metrics(test=test_metrics(trained, dataset),
+                        val={metric: val.val().get(metric)} if val is not None else {}),
+        train=TrainInfo.model_validate(trained.info),
+        history=history,
+        data=DataInfo(source=spec.data.source, rows=dataset.rows, sha256=dataset.sha256,
+                      target=dataset.preprocessor.target, summary=dataset.summary,
+                      spec=spec.data.model_dump(mode="json")),  # compress reloads the same splits
         # torch regression trains on a standardized target; compress re-exports with the same scaling
-        "y_scaling": getattr(trained.model, "y_scaling_", None),
-        "search": None if search is None else {"best_score": search.score, "trials": len(search.leaderboard),
-                                               "wall_s": round(search.wall_s, 2), "k": search.k},
-        "serve": spec.serve.model_dump(mode="json"),  # `automodel serve/deploy` read it: self-contained
-    }
+        y_scaling=getattr(trained.model, "y_scaling_", None),
+        search=None if search is None else SearchInfo(best_score=search.score, trials=len(search.leaderboard),
+                                                      wall_s=round(search.wall_s, 2), k=search.k),
+        serve=spec.serve.model_dump(mode="json"),  # `automodel serve/deploy` read it: self-contained
+    )
     return write_artifact(path, onnx_bytes=onnx_bytes, output_name=output, preprocessor=dataset.preprocessor,
                           card=card, state_dict=trained.state_dict)
 
@@ -89,11 +98,15 @@ def run(spec: Spec, out: str | Path | None = None, *, progress: Progress | None 
     check_train_resources(spec.train, spec.runtime)  # e.g. use_gpu without a GPU: before the search
     run_dir = make_run_dir(spec, out)
     progress("data", f"loading {spec.data.source}")
-    dataset = load_dataset(spec.data)
-    progress("data", f"{dataset.rows} rows, {dataset.n_features} encoded features, task {dataset.task}")
+    files = stream_files(spec.data)  # a directory, glob, list or large file: streamed, see docs/data.md
+    dataset = load_dataset(spec.data) if files is None else None
     with ray_session(spec.runtime):
+        if dataset is None:  # one parallel pass over the files; the search gets a sample
+            dataset = load_dataset(spec.data, files=files, sample_rows=spec.search.sample_rows, progress=progress)
+        progress("data", f"{dataset.rows} rows, {dataset.n_features} encoded features, task {dataset.task}")
         check_resources(spec, ("search", "train"), only_remote=True)  # fail fast, not hang
-        progress("search", f"{spec.search.num_samples} trials over {', '.join(spec.search.families)} "
+        families = spec.search.families or default_families(dataset)[0]  # null: from the data's shape
+        progress("search", f"{spec.search.num_samples} trials over {', '.join(families)} "
                            f"({spec.search.searcher} + {spec.search.scheduler})")
         result = tune(spec, dataset, run_dir, callbacks=search_callbacks(progress, spec, dataset.task))
         progress("search", f"best {result.family} {result.metric}={result.score:.4f} (k={result.k})")
@@ -102,15 +115,18 @@ def run(spec: Spec, out: str | Path | None = None, *, progress: Progress | None 
         record_features(run_dir, spec, dataset, ranking, result.k)
         progress("train", f"retraining {result.family}")
         trained = train_model(spec, data, result.family, result.params, run_dir=run_dir, progress=progress)
-    artifact = build_artifact(spec, data, trained, run_dir / "artifact", search=result)
+        if data.stream is not None:  # what the final fit saw (the search saw the sample)
+            ray_fit = trained.info.get("backend") == "ray_train"  # else fitted in-process on the sample
+            trained.info.setdefault("rows_seen", data.stream.counts["train"] if ray_fit else len(data.X_train))
+        artifact = build_artifact(spec, data, trained, run_dir / "artifact", search=result)  # streamed test: Ray
     if spec.compress is not None:  # in place: artifact/model.onnx becomes what the gate chose
         from automodel.compress import compress_artifact
 
         artifact = compress_artifact(artifact, spec.compress, dataset=data, progress=progress)
     metric = result.metric
-    test_score = artifact.card["metrics"]["test"][metric]
-    (run_dir / "result.json").write_text(json.dumps({"family": result.family, "metric": metric, "test": test_score,
-                                                     "wall_s": round(time.time() - start, 2)}))
+    test_score = artifact.card.metrics.test[metric]
+    RunSummary(family=result.family, metric=metric, test=test_score,
+               wall_s=round(time.time() - start, 2)).write(run_dir / "result.json")
     finish_run(run_dir, spec, data, progress)
     progress("done", f"best family {result.family}, test {metric} {test_score:.4f}, run directory {run_dir}")
     return RunResult(run_dir, artifact, result, metric, test_score, time.time() - start)

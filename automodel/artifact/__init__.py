@@ -12,21 +12,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from automodel.contracts import Card
 from automodel.data import Preprocessor
 from automodel.errors import ArtifactError
 
-__all__ = ["Artifact", "read_artifact", "write_artifact", "CARD_KEYS"]
+__all__ = ["Artifact", "Card", "read_artifact", "write_artifact"]
 
-CARD_KEYS = ("name", "version", "task", "family", "params", "features", "classes", "metrics", "train",
-             "compression", "data", "created", "automodel_version", "ray_version")
+CARD_HINT = "re-create the artifact with `automodel train` (or `automodel run`) of this version"
 
 
 @dataclass
 class Artifact:
-    """A loaded artifact directory (files are read, not executed)."""
+    """A loaded artifact directory (files are read, not executed); ``card`` is the typed card."""
 
     path: Path
-    card: dict[str, Any]
+    card: Card
     preprocessor: Preprocessor
 
     @property
@@ -35,15 +35,15 @@ class Artifact:
 
     @property
     def output_name(self) -> str:
-        return self.card.get("onnx", {}).get("output", "probabilities" if self.card["task"] == "classification" else "prediction")
+        return self.card.output_name
 
     @property
     def name(self) -> str:
-        return self.card["name"]
+        return self.card.name
 
     @property
     def version(self) -> str:
-        return str(self.card["version"])
+        return str(self.card.version)
 
 
 def _versions() -> dict[str, str]:
@@ -54,28 +54,49 @@ def _versions() -> dict[str, str]:
     return {"automodel_version": __version__, "ray_version": ray.__version__}
 
 
-def write_artifact(path: str | Path, *, onnx_bytes: bytes, output_name: str, preprocessor: Preprocessor,
-                   card: dict[str, Any], state_dict: dict | None = None) -> Artifact:
-    """Write an artifact directory; ``card`` is completed with versions, time and ONNX I/O names."""
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "model.onnx").write_bytes(onnx_bytes)
-    preprocessor.save(path / "preprocess.json")
-    if state_dict is not None:
-        from safetensors.torch import save_file
+def write_artifact(
+    path: str | Path,
+    *,
+    onnx_bytes: bytes,
+    output_name: str,
+    preprocessor: Preprocessor,
+    card: Card | dict[str, Any],
+    state_dict: dict | None = None,
+) -> Artifact:
+    """Write an artifact directory; ``card`` is completed with versions, time and ONNX I/O names.
 
-        save_file({k: v.detach().contiguous().cpu() for k, v in state_dict.items()}, str(path / "weights.safetensors"))
+    The card is validated as a :class:`Card` before any file is written.
+    """
+    path = Path(path)
+    if isinstance(card, Card):
+        card = card.model_dump(mode="json", exclude_none=True, exclude={"schema_version"})
     full = {
         "version": 1,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "compression": None,
         **card,
         **_versions(),
+        "schema_version": Card.SCHEMA_VERSION,
         "onnx": {"input": "input", "output": output_name, "size_bytes": len(onnx_bytes)},
     }
-    full.setdefault("features", preprocessor.input_columns)
-    (path / "card.json").write_text(json.dumps(full, indent=1, default=_json_default))
-    return Artifact(path, full, preprocessor)
+    if not full.get("features"):
+        full["features"] = preprocessor.input_columns
+    # Through JSON first: numpy scalars in params or summaries become plain numbers.
+    typed = Card.load(
+        json.loads(json.dumps(full, default=_json_default)), source=path / "card.json"
+    )
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "model.onnx").write_bytes(onnx_bytes)
+    preprocessor.save(path / "preprocess.json")
+    if state_dict is not None:
+        from safetensors.torch import save_file
+
+        save_file(
+            {k: v.detach().contiguous().cpu() for k, v in state_dict.items()},
+            str(path / "weights.safetensors"),
+        )
+    (path / "card.json").write_text(typed.model_dump_json(indent=1))
+    return Artifact(path, typed, preprocessor)
 
 
 def read_artifact(path: str | Path) -> Artifact:
@@ -90,12 +111,7 @@ def read_artifact(path: str | Path) -> Artifact:
     for name in ("model.onnx", "card.json", "preprocess.json"):
         if not (path / name).is_file():
             raise ArtifactError(f"artifact {path} is incomplete: {name} is missing")
-    try:
-        card = json.loads((path / "card.json").read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ArtifactError(f"{path / 'card.json'}: corrupt JSON ({exc})") from None
-    if not isinstance(card, dict) or "task" not in card or "name" not in card:
-        raise ArtifactError(f"{path / 'card.json'}: not a model card (needs name and task)")
+    card = Card.read(path / "card.json", hint=CARD_HINT)
     prep = Preprocessor.load(path / "preprocess.json")
     check_onnx(path / "model.onnx")
     return Artifact(path, card, prep)
@@ -108,7 +124,9 @@ def check_onnx(path: Path) -> None:
     try:
         onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # onnx raises DecodeError, ValueError, ... for corrupt protobufs
-        raise ArtifactError(f"{path}: not a valid ONNX model ({type(exc).__name__}: {str(exc)[:120]})") from None
+        raise ArtifactError(
+            f"{path}: not a valid ONNX model ({type(exc).__name__}: {str(exc)[:120]})"
+        ) from None
 
 
 def _json_default(o: Any) -> Any:

@@ -11,6 +11,7 @@ import numpy as np
 
 from automodel.artifact import Artifact, read_artifact, write_artifact
 from automodel.compress._gate import Variant, evaluate, rejection, select
+from automodel.contracts import Card, Compression
 from automodel.data import Dataset
 from automodel.errors import ArtifactError, DataError
 from automodel.progress import Progress
@@ -45,18 +46,19 @@ def compress_artifact(artifact: str | Path | Artifact, options: CompressSpec, *,
     """
     progress = progress or Progress()
     art = artifact if isinstance(artifact, Artifact) else read_artifact(_artifact_dir(Path(artifact)))
-    previous = art.card.get("compression") or {}
-    if previous.get("chosen") not in (None, "float"):
-        raise ArtifactError(f"{art.path}: already compressed (chosen {previous['chosen']!r}); compress the "
+    previous = art.card.compression
+    if previous is not None and previous.chosen != "float":
+        raise ArtifactError(f"{art.path}: already compressed (chosen {previous.chosen!r}); compress the "
                             "float artifact it came from")
     target = Path(out) if out is not None else art.path
     baseline = Variant("float", art.onnx_path.read_bytes())
-    family = art.card.get("family")
+    family = art.card.family
     from automodel.models import FAMILIES
 
     if family in FAMILIES and FAMILIES[family].kind != "torch":
         progress("compress", f"{family}: keeping the float model (scikit-learn operators have no int8 kernels)")
-        return _write(art, baseline, {**art.card, "compression": _sklearn_section(art, options, baseline)}, target)
+        section = _sklearn_section(art, options, baseline)
+        return _write(art, baseline, art.card.model_copy(update={"compression": section}), target)
 
     # ---- data: the splits the card was scored on ------------------------------------------------
     from automodel.compress._source import load_module, load_splits, y_scaling
@@ -65,7 +67,7 @@ def compress_artifact(artifact: str | Path | Artifact, options: CompressSpec, *,
     if data.n_features != art.preprocessor.n_features:
         raise DataError(f"data has {data.n_features} encoded features, the artifact's model takes "
                         f"{art.preprocessor.n_features}")
-    task, metric, output = art.card["task"], _metric(art), art.output_name
+    task, metric, output = art.card.task, _metric(art), art.output_name
     scaling = y_scaling(art, data)
     module = load_module(art) if options.prune > 0 else None  # check the weights before any work
 
@@ -94,7 +96,7 @@ def compress_artifact(artifact: str | Path | Artifact, options: CompressSpec, *,
         progress("compress", f"{v.name}: {metric} {v.metric:.4f}, {v.size_bytes:,} bytes, "
                              f"{v.latency_ms:.3f} ms at batch 1 — {verdict}")
 
-    section = {
+    section = Compression(**{
         **_request(options),
         "chosen": chosen.name,
         "metric": metric,
@@ -103,16 +105,18 @@ def compress_artifact(artifact: str | Path | Artifact, options: CompressSpec, *,
         "latency_ms_before": round(baseline.latency_ms, 4), "latency_ms_after": round(chosen.latency_ms, 4),
         "rejected": [rejection(v, chosen, metric) for v in variants if v is not chosen],
         "variants": [baseline.summary(), *(v.summary() for v in variants)],
-    }
+    })
     if chosen is baseline:
-        section["reason"] = ("no variant was requested" if not variants else
+        section.reason = ("no variant was requested" if not variants else
                              f"no variant stayed within max_metric_drop {options.max_metric_drop:g}"
                              if all(v.reason for v in variants) else
                              "the float model is the smallest qualifying model")
-    card = {**art.card, "compression": section}
-    card["params"] = {**card.get("params", {}), **(chosen.params or {})}
     # The card's test metrics describe the model.onnx it sits beside (the served one).
-    card["metrics"] = {**card.get("metrics", {}), "test": chosen.metrics}
+    card = art.card.model_copy(update={
+        "compression": section,
+        "params": {**art.card.params, **(chosen.params or {})},
+        "metrics": art.card.metrics.model_copy(update={"test": chosen.metrics}),
+    })
     progress("compress", f"chose {chosen.name}: {baseline.size_bytes:,} -> {chosen.size_bytes:,} bytes, "
                          f"{metric} {baseline.metric:.4f} -> {chosen.metric:.4f}")
     return _write(art, chosen, card, target)
@@ -139,9 +143,9 @@ def _pruned(art: Artifact, module, data: Dataset, options: CompressSpec, scaling
     else:
         magnitude_prune(module, options.prune)
         progress("compress", f"magnitude pruning {options.prune:.0%} of weights")
-    seed = int((art.card.get("data") or {}).get("spec", {}).get("seed", 0))
+    seed = int(art.card.data.spec.get("seed", 0)) if art.card.data is not None else 0
     progress("compress", f"fine-tuning the pruned model for {options.finetune_epochs} epoch(s)")
-    finetune(module, data.X_train, data.y_train, task=data.task, params={**art.card.get("params", {}), **(params or {})},
+    finetune(module, data.X_train, data.y_train, task=data.task, params={**art.card.params, **(params or {})},
              y_scaling=scaling, epochs=options.finetune_epochs, seed=seed)
     make_permanent(module)
     onnx_bytes, _ = export_onnx(module, data.task, data.n_features, scaling)
@@ -169,13 +173,12 @@ def _quantized(parent: Variant, data: Dataset, progress: Progress) -> Variant:
                    method=method, params=parent.params, state_dict=parent.state_dict, sparsity=parent.sparsity)
 
 
-def _sklearn_section(art: Artifact, options: CompressSpec, baseline: Variant) -> dict:
-    metric = art.card.get("metric")
-    before = (art.card.get("metrics") or {}).get("test", {}).get(metric)
-    return {**_request(options), "chosen": "float", "reason": SKLEARN_REASON.format(family=art.card["family"]),
-            "metric": metric, "size_bytes_before": baseline.size_bytes, "size_bytes_after": baseline.size_bytes,
-            "metric_before": before, "metric_after": before, "latency_ms_before": None, "latency_ms_after": None,
-            "rejected": [], "variants": []}
+def _sklearn_section(art: Artifact, options: CompressSpec, baseline: Variant) -> Compression:
+    metric = art.card.metric
+    before = art.card.metrics.test.get(metric) if metric else None
+    return Compression(**_request(options), chosen="float", reason=SKLEARN_REASON.format(family=art.card.family),
+                       metric=metric, size_bytes_before=baseline.size_bytes, size_bytes_after=baseline.size_bytes,
+                       metric_before=before, metric_after=before)
 
 
 def _request(options: CompressSpec) -> dict:
@@ -184,11 +187,11 @@ def _request(options: CompressSpec) -> dict:
 
 
 def _metric(art: Artifact) -> str:
-    metric = art.card.get("metric") or ("accuracy" if art.card["task"] == "classification" else "r2")
-    from automodel.metrics import MODES
+    from automodel.metrics import METRICS, default_metric
 
-    if metric not in MODES:
-        raise ArtifactError(f"{art.path / 'card.json'}: unknown metric {metric!r}; valid: {', '.join(MODES)}")
+    metric = art.card.metric or default_metric(art.card.task)
+    if metric not in METRICS:
+        raise ArtifactError(f"{art.path / 'card.json'}: unknown metric {metric!r}; valid: {', '.join(METRICS)}")
     return metric
 
 
@@ -199,7 +202,7 @@ def _artifact_dir(path: Path) -> Path:
     return path
 
 
-def _write(art: Artifact, chosen: Variant, card: dict, target: Path) -> Artifact:
+def _write(art: Artifact, chosen: Variant, card: Card, target: Path) -> Artifact:
     """Write the artifact into ``target`` through a staging folder, so a crash leaves no mix."""
     target.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.compress-"))

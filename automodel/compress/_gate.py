@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from automodel.metrics import MODES, all_scores
+from automodel.metrics import drop, scores_raw
 
 
 @dataclass
@@ -93,10 +93,7 @@ def evaluate(variant: Variant, X: np.ndarray, y: np.ndarray, *, task: str, metri
 
     sess = session(variant.onnx_bytes)
     raw = sess.run([output], {"input": np.ascontiguousarray(X, dtype=np.float32)})[0]
-    if task == "classification":
-        variant.metrics = all_scores(task, y, raw.argmax(axis=1), raw)
-    else:
-        variant.metrics = all_scores(task, y, raw.reshape(-1))
+    variant.metrics = scores_raw(task, y, raw)
     variant.metric = variant.metrics[metric]
     variant.latency_ms = latency_ms(sess, output, X[:1])
     variant.nonzero_params = nonzero_params(variant.onnx_bytes)
@@ -104,9 +101,7 @@ def evaluate(variant: Variant, X: np.ndarray, y: np.ndarray, *, task: str, metri
     return variant
 
 
-def metric_drop(metric: str, before: float, after: float) -> float:
-    """How much worse ``after`` is than ``before`` (positive = worse), in the metric's units."""
-    return before - after if MODES[metric] == "max" else after - before
+metric_drop = drop  # how much worse ``after`` is than ``before``, in the metric's units
 
 
 def select(baseline: Variant, variants: list[Variant], *, metric: str, max_drop: float) -> Variant:

@@ -20,12 +20,12 @@ def build_family(artifact: Artifact, params: dict[str, Any] | None = None):
     from automodel.models import FAMILIES
 
     card = artifact.card
-    name = card.get("family")
+    name = card.family
     if name not in FAMILIES:
         raise ArtifactError(f"{artifact.path / 'card.json'}: unknown family {name!r}; valid: {', '.join(FAMILIES)}")
     prep = artifact.preprocessor
-    n_outputs = len(card.get("classes") or []) if card["task"] == "classification" else 1
-    return FAMILIES[name](card["task"], prep.n_features, n_outputs, {**card.get("params", {}), **(params or {})},
+    n_outputs = len(card.classes or []) if card.task == "classification" else 1
+    return FAMILIES[name](card.task, prep.n_features, n_outputs, {**card.params, **(params or {})},
                           image_shape=prep.image_shape)
 
 
@@ -41,7 +41,7 @@ def load_module(artifact: Artifact):
     path = artifact.path / "weights.safetensors"
     if not path.is_file():
         raise ArtifactError(f"artifact {artifact.path} is incomplete: weights.safetensors is missing "
-                            f"(pruning a {artifact.card.get('family')} model needs its torch weights)")
+                            f"(pruning a {artifact.card.family} model needs its torch weights)")
     try:
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
@@ -51,7 +51,7 @@ def load_module(artifact: Artifact):
         module.load_state_dict(state)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[-1].strip()[:160]
-        raise ArtifactError(f"{path}: weights do not fit the card's {artifact.card.get('family')} "
+        raise ArtifactError(f"{path}: weights do not fit the card's {artifact.card.family} "
                             f"params ({first})") from None
     return module.eval()
 
@@ -60,7 +60,7 @@ def y_scaling(artifact: Artifact, dataset: Dataset) -> tuple[float, float]:
     """(mean, std) the regression target was standardized with; identity for classification."""
     from automodel.models import target_scaling
 
-    recorded = artifact.card.get("y_scaling")
+    recorded = artifact.card.y_scaling
     if recorded is not None:
         return float(recorded[0]), float(recorded[1])
     return target_scaling(dataset.task, dataset.y_train)
@@ -75,21 +75,20 @@ def load_splits(artifact: Artifact) -> Dataset:
     """
     from automodel.spec import DataSpec, load_spec
 
-    card = artifact.card
-    data = card.get("data") or {}
+    data = artifact.card.data
     beside = artifact.path.parent / "spec.yaml"
-    if data.get("spec"):
-        spec = DataSpec(**data["spec"])
+    if data is not None and data.spec:
+        spec = DataSpec(**data.spec)
     elif beside.is_file():
         spec = load_spec(beside).data
-    elif data.get("source"):
-        spec = DataSpec(source=data["source"], target=data.get("target"))
+    elif data is not None and data.source:
+        spec = DataSpec(source=data.source, target=data.target)
     else:
         raise ArtifactError(f"{artifact.path / 'card.json'}: no data section; compression needs the training "
                             "data to fine-tune and to score variants on the test split")
     dataset = load_dataset(spec)
-    if data.get("sha256") and dataset.sha256 != data["sha256"]:
+    if data is not None and data.sha256 and dataset.sha256 != data.sha256:
         raise DataError(f"data {spec.source!r} changed since the model was trained (sha256 "
-                        f"{dataset.sha256[:12]}... != card's {data['sha256'][:12]}...); the test split "
+                        f"{dataset.sha256[:12]}... != card's {data.sha256[:12]}...); the test split "
                         "would not be the one the card scored")
     return dataset.select(artifact.preprocessor.selected)

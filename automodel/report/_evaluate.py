@@ -6,11 +6,13 @@ later without the data or the model.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from automodel.contracts import EvaluationFile, FeaturesFile
+from automodel.metrics import baseline_raw, predictions, scores_raw
 
 if TYPE_CHECKING:
     from automodel.data import Dataset
@@ -44,21 +46,20 @@ def write_features(
         )
     kept_idx = top_k(ranking, k)
     kept = names if kept_idx is None else [names[i] for i in kept_idx]
-    out = {
-        "method": "mutual_info",
-        "names": names,
-        "scores": [round(float(s), 6) for s in ranking],
-        "k": k if kept_idx is not None else None,
-        "kept": kept,
-        "k_range": k_range,
-    }
-    path = Path(run_dir) / FEATURES_FILE
-    path.write_text(json.dumps(out))
-    return path
+    out = FeaturesFile(
+        method="mutual_info",
+        names=names,
+        scores=[round(float(s), 6) for s in ranking],
+        k=k if kept_idx is not None else None,
+        kept=kept,
+        k_range=k_range,
+    )
+    return out.write(Path(run_dir) / FEATURES_FILE)
 
 
 def write_evaluation(run_dir: str | Path, dataset: Dataset) -> Path | None:
-    """``evaluation.json``: the artifact's test predictions, as a confusion matrix or sampled pairs.
+    """``evaluation.json``: the artifact's test predictions, as a confusion matrix or sampled pairs,
+    and the test metrics of the baseline that ignores the input (majority class, or the mean).
 
     Runs ``<run_dir>/artifact/model.onnx`` (the deployed model, compressed or not) on
     ``dataset.X_test``, which must be encoded and selected as the artifact expects.
@@ -79,29 +80,30 @@ def write_evaluation(run_dir: str | Path, dataset: Dataset) -> Path | None:
     raw = session.run(
         [artifact.output_name], {"input": np.ascontiguousarray(dataset.X_test, dtype=np.float32)}
     )[0]
-    y = dataset.y_test
-    if dataset.task == "classification":
+    y, task = dataset.y_test, dataset.task
+    n_classes = len(dataset.classes or []) or None
+    base = scores_raw(task, y, baseline_raw(task, dataset.y_train, len(y), n_classes))
+    pred, _ = predictions(task, raw)
+    if task == "classification":
         n = len(dataset.classes or [])
-        pred = raw.argmax(axis=1)
         cm = np.zeros((n, n), dtype=np.int64)
         np.add.at(cm, (y.astype(np.int64), pred.astype(np.int64)), 1)
-        out: dict[str, Any] = {
-            "task": "classification",
-            "n": int(len(y)),
-            "labels": [str(c) for c in dataset.classes],
-            "confusion_matrix": cm.tolist(),
-        }
+        out = EvaluationFile(
+            task=task,
+            n=len(y),
+            labels=[str(c) for c in dataset.classes],
+            confusion_matrix=cm.tolist(),
+            baseline=base,
+        )
     else:
-        pred = raw.reshape(-1)
         idx = np.arange(len(y))
         if len(y) > MAX_POINTS:
             idx = np.sort(np.random.default_rng(0).choice(len(y), MAX_POINTS, replace=False))
-        out = {
-            "task": "regression",
-            "n": int(len(y)),
-            "y_true": [round(float(v), 6) for v in y[idx]],
-            "y_pred": [round(float(v), 6) for v in pred[idx]],
-        }
-    path = Path(run_dir) / EVALUATION_FILE
-    path.write_text(json.dumps(out))
-    return path
+        out = EvaluationFile(
+            task=task,
+            n=len(y),
+            y_true=[round(float(v), 6) for v in y[idx]],
+            y_pred=[round(float(v), 6) for v in pred[idx]],
+            baseline=base,
+        )
+    return out.write(Path(run_dir) / EVALUATION_FILE)

@@ -28,7 +28,7 @@ tr.best td{background:#eef7ee;font-weight:600}table.facts td:first-child{color:#
 .params{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:11.5px;color:#444}
 .st{padding:1px 6px;border-radius:8px;font-size:11.5px;background:#eee}.st.completed{background:#e3f1e3}
 .st.stopped_early{background:#fdf0dc}.st.error,.st.rejected{background:#fbe3e3}.st.qualified{background:#e3ecf7}.st.chosen{background:#cfe9cf;font-weight:600}
-.grid{display:flex;flex-wrap:wrap;gap:12px}svg.plot{max-width:100%;height:auto;background:#fff}
+.restart{color:#b42318;font-weight:600}.grid{display:flex;flex-wrap:wrap;gap:12px}svg.plot{max-width:100%;height:auto;background:#fff}
 pre{background:#f6f8fa;padding:10px;border-radius:5px;overflow:auto;font-size:12px}
 nav{font-size:12.5px;margin:6px 0 0}nav a{margin-right:10px;color:#36c;text-decoration:none}
 code{font-size:12px}
@@ -58,7 +58,6 @@ SECTIONS = (
     ("training", "Final training", _outcome.training_section),
     ("test", "Test metrics", _outcome.test_section),
     ("compression", "Compression", _outcome.compression_section),
-    ("serving", "Serving benchmark", _outcome.serving_section),
     ("lineage", "Lineage", _outcome.lineage_section),
 )
 
@@ -80,7 +79,7 @@ def render(data: RunData) -> str:
             + "".join(f"<li>{escape(w)}</li>" for w in data.warnings)
             + "</ul></section>"
         )
-    name = (data.card or {}).get("name") or data.spec.get("name") or data.run_dir.name
+    name = (data.card.name if data.card is not None else None) or data.name or data.run_dir.name
     stamp = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     return (
         "<!DOCTYPE html>\n"

@@ -1,170 +1,158 @@
-"""Report sections about the final model: training history, test metrics, compression, serving, lineage."""
+"""Report sections about the final model: training history, test metrics, compression, lineage."""
 
 from __future__ import annotations
 
 import importlib.metadata
 import platform
-import re
+from dataclasses import dataclass
 from html import escape
-from typing import Any
 
+from automodel.contracts import Compression, HistoryRow, TrainInfo
 from automodel.report import _svg as svg
 from automodel.report._collect import RunData
 from automodel.report._sections import note, num, params_text, size, table
 
 
-def _restart_epochs(history: list[dict[str, Any]]) -> list[float]:
-    """Epochs where Ray Train restarted the workers.
+def _epoch_chart(
+    chart_id: str,
+    points: list[HistoryRow],
+    keys: list[str],
+    *,
+    title: str,
+    y_label: str,
+    marks: list[svg.Mark],
+    first_color: int,
+) -> str:
+    """One line per history key (``train_loss``, or a validation metric) over the epochs."""
 
-    Accepts the shapes a history entry may carry: ``restart: true`` / ``event: "restart"`` on the
-    first epoch after a restart, or a ``restarts`` / ``attempt`` counter that goes up.
-    """
-    marks, last = [], None
-    for i, h in enumerate(history):
-        epoch = h.get("epoch", i + 1)
-        counter = h.get("restarts", h.get("attempt"))
-        if (
-            h.get("restart")
-            or h.get("event") == "restart"
-            or (last is not None and isinstance(counter, (int, float)) and counter > last)
-        ):
-            marks.append(float(epoch))
-        if isinstance(counter, (int, float)):
-            last = counter
-    return marks
+    def value(row: HistoryRow, key: str) -> float | None:
+        return row.train_loss if key == "train_loss" else row.val().get(key[4:])
+
+    series = []
+    for i, key in enumerate(keys):
+        rows = [r for r in points if value(r, key) is not None]
+        series.append(
+            svg.Series(
+                key.replace("_", " "),
+                [float(r.epoch) for r in rows],
+                [value(r, key) for r in rows],
+                color=svg.color(i + first_color),
+                marker="circle",
+                size=2.2,
+            )
+        )
+    return svg.xy_chart(
+        chart_id,
+        series,
+        title=title,
+        x_label="epoch",
+        y_label=y_label,
+        marks=marks,
+        width=470,
+        height=260,
+    )
 
 
 def training_section(data: RunData) -> str | None:
-    card = data.card or {}
-    history = [h for h in (card.get("history") or []) if isinstance(h, dict)]
-    train = card.get("train") or {}
-    if not card:
+    card = data.card
+    if card is None:
         return note("No final model: this run did not train (artifact/card.json is absent).")
+    train = card.train or TrainInfo()
     facts = table(
         ["family", "params", "workers", "GPU", "epochs", "restarts", "wall time"],
         [
             [
-                escape(str(card.get("family"))),
-                f'<span class="params">{params_text(card.get("params") or {})}</span>',
-                num(train.get("workers")),
-                "yes" if train.get("use_gpu") else "no",
-                num(train.get("epochs")),
-                num(train.get("restarts")),
-                f"{num(train.get('wall_s'), 3)} s",
+                escape(str(card.family)),
+                f'<span class="params">{params_text(card.params)}</span>',
+                num(train.workers),
+                "yes" if train.use_gpu else "no",
+                num(train.epochs),
+                num(train.restarts),
+                f"{num(train.wall_s, 3)} s",
             ]
         ],
     )
-    points = [h for h in history if any(k == "train_loss" or k.startswith("val_") for k in h)]
+    points = [r for r in card.history if r.train_loss is not None or r.val()]
     if len(points) < 2:
         return facts + note("This model trains in one fit: there is no per-epoch history to draw.")
-    epochs = [float(h.get("epoch", i + 1)) for i, h in enumerate(points)]
-    marks = [svg.Mark(e, "worker restart") for e in _restart_epochs(history)]
-    loss_keys = [k for k in ("train_loss", "val_loss") if any(h.get(k) is not None for h in points)]
-    metric_keys = sorted(
-        {
-            k
-            for h in points
-            for k in h
-            if k.startswith("val_") and k != "val_loss" and h[k] is not None
-        }
-    )
+    # The one restart marker: the first epoch a replacement worker group ran.
+    marks = [svg.Mark(float(e), "worker restart") for e in card.restart_epochs]
     charts = []
-    if loss_keys:
+    if any(r.train_loss is not None for r in points):
         charts.append(
-            svg.xy_chart(
+            _epoch_chart(
                 "train-loss",
-                [
-                    svg.Series(
-                        k.replace("_", " "),
-                        [e for e, h in zip(epochs, points) if h.get(k) is not None],
-                        [h[k] for h in points if h.get(k) is not None],
-                        color=svg.color(i),
-                        marker="circle",
-                        size=2.2,
-                    )
-                    for i, k in enumerate(loss_keys)
-                ],
+                points,
+                ["train_loss"],
                 title="loss per epoch",
-                x_label="epoch",
                 y_label="loss",
                 marks=marks,
-                width=470,
-                height=260,
+                first_color=0,
             )
         )
+    metric_keys = sorted({f"val_{k}" for r in points for k in r.val()})
     if metric_keys:
         charts.append(
-            svg.xy_chart(
+            _epoch_chart(
                 "train-metric",
-                [
-                    svg.Series(
-                        k.replace("_", " "),
-                        [e for e, h in zip(epochs, points) if h.get(k) is not None],
-                        [h[k] for h in points if h.get(k) is not None],
-                        color=svg.color(i + 2),
-                        marker="circle",
-                        size=2.2,
-                    )
-                    for i, k in enumerate(metric_keys)
-                ],
+                points,
+                metric_keys,
                 title="validation metric per epoch",
-                x_label="epoch",
                 y_label="validation",
                 marks=marks,
-                width=470,
-                height=260,
+                first_color=2,
             )
         )
-    restarts = f" Dashed red lines mark {len(marks)} worker restart(s)." if marks else ""
+    restarts = ""
+    if marks:
+        at = ", ".join(str(e) for e in card.restart_epochs)
+        restarts = (
+            f' <span class="restart">Ray Train restarted the workers {len(marks)} time(s); '
+            f"the replacement group resumed from the last checkpoint and ran epoch {at} first "
+            "(dashed red lines).</span>"
+        )
     return f'{facts}<p>The winner retrained on the full training split.{restarts}</p><div class="grid">{"".join(charts)}</div>'
 
 
 def test_section(data: RunData) -> str | None:
-    card = data.card or {}
-    metrics = card.get("metrics") or {}
-    test, val = metrics.get("test") or {}, metrics.get("val") or {}
-    if not test:
+    card = data.card
+    if card is None or not card.metrics.test:
         return None
+    test, val = card.metrics.test, card.metrics.val
+    ev = data.evaluation
     names = list(test)
-    out = [
-        table(
-            ["split", *map(escape, names)],
-            [
-                ["test", *(num(test[n]) for n in names)],
-                ["validation", *(num(val.get(n)) for n in names)],
-            ],
-            cls="metrics",
-        )
+    rows = [
+        ["test", *(num(test[n]) for n in names)],
+        ["validation", *(num(val.get(n)) for n in names)],
     ]
-    ev = data.evaluation or {}
-    if ev.get("confusion_matrix"):
-        labels = [str(x) for x in ev.get("labels") or range(len(ev["confusion_matrix"]))]
+    if ev is not None and ev.baseline:
+        what = "majority class" if card.task == "classification" else "mean of the training target"
+        rows.append([f"baseline ({what}), test", *(num(ev.baseline.get(n)) for n in names)])
+    out = [table(["split", *map(escape, names)], rows, cls="metrics")]
+    if ev is not None and ev.confusion_matrix:
+        labels = ev.labels or [str(i) for i in range(len(ev.confusion_matrix))]
         out.append(
-            f"<p>Confusion matrix on the {num(ev.get('n'))} test rows (rows: actual class; diagonal: correct).</p>"
+            f"<p>Confusion matrix on the {num(ev.n)} test rows (rows: actual class; diagonal: correct).</p>"
         )
         out.append(
             svg.heatmap(
-                "test-metrics", ev["confusion_matrix"], labels, title="confusion matrix (test)"
+                "test-metrics", ev.confusion_matrix, labels, title="confusion matrix (test)"
             )
         )
-    elif ev.get("y_true"):
+    elif ev is not None and ev.y_true:
         pts = svg.Series(
             "test rows",
-            ev["y_true"],
-            ev["y_pred"],
+            ev.y_true,
+            ev.y_pred,
             line=False,
             marker="circle",
             size=2.4,
             legend=False,
-            tips=[
-                f"actual {num(a)}, predicted {num(p)}" for a, p in zip(ev["y_true"], ev["y_pred"])
-            ],
+            tips=[f"actual {num(a)}, predicted {num(p)}" for a, p in zip(ev.y_true, ev.y_pred)],
         )
-        sampled = (
-            f" (a sample of {len(ev['y_true'])})" if ev.get("n", 0) > len(ev["y_true"]) else ""
-        )
+        sampled = f" (a sample of {len(ev.y_true)})" if ev.n > len(ev.y_true) else ""
         out.append(
-            f"<p>Predicted against actual on the {num(ev.get('n'))} test rows{sampled}; "
+            f"<p>Predicted against actual on the {num(ev.n)} test rows{sampled}; "
             "the dashed diagonal is a perfect prediction.</p>"
         )
         out.append(
@@ -188,52 +176,55 @@ def test_section(data: RunData) -> str | None:
     return "".join(out)
 
 
-def _variants(comp: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], str]:
+@dataclass
+class _Entry:
+    """One row of the compression table."""
+
+    size_bytes: int | None = None
+    metric: float | None = None
+    latency_ms: float | None = None
+    reason: str | None = None
+    qualified: bool | None = None
+    not_shipped: bool = False
+    status: str = "qualified"
+
+
+def _variants(comp: Compression) -> tuple[dict[str, _Entry], str]:
     """Every variant by name (the float baseline first) with its status, and the baseline's name.
 
     The compress stage lists the float model first in ``variants`` and every variant it did not
-    ship in ``rejected`` (with the reason); an older or partial card may have neither.
+    ship in ``rejected`` (with the reason); a scikit-learn model's card has neither.
     """
-    listed = [
-        v
-        for v in comp.get("variants") or []
-        if isinstance(v, dict) and v.get("variant") is not None
-    ]
-    entries: dict[str, dict[str, Any]] = {}
-    if listed:
-        baseline = str(listed[0]["variant"])
+    entries: dict[str, _Entry] = {}
+    if comp.variants:
+        baseline = comp.variants[0].variant
     else:
         baseline = "original"
-        entries[baseline] = {
-            "metric": comp.get("metric_before"),
-            "size_bytes": comp.get("size_bytes_before"),
-            "latency_ms": comp.get("latency_ms_before"),
-        }
-    for v in listed:
-        entries[str(v["variant"])] = dict(v)
-    for v in comp.get("rejected") or []:
-        if isinstance(v, dict) and v.get("variant") is not None:
-            entries.setdefault(str(v["variant"]), {}).update({**v, "not_shipped": True})
-    chosen = str(comp.get("chosen")) if comp.get("chosen") is not None else None
-    if chosen is not None and chosen not in entries:
-        same = comp.get("size_bytes_after") == comp.get("size_bytes_before")
-        if same:  # the float model was kept under another name
+        entries[baseline] = _Entry(
+            comp.size_bytes_before, comp.metric_before, comp.latency_ms_before
+        )
+    for v in comp.variants:
+        entries[v.variant] = _Entry(v.size_bytes, v.metric, v.latency_ms, v.reason, v.qualified)
+    for r in comp.rejected:
+        e = entries.setdefault(r.variant, _Entry())
+        e.size_bytes, e.metric, e.reason, e.not_shipped = r.size_bytes, r.metric, r.reason, True
+    chosen = comp.chosen
+    if chosen not in entries:
+        if comp.size_bytes_after == comp.size_bytes_before:  # the float model, under another name
             chosen = baseline
         else:
-            entries[chosen] = {
-                "metric": comp.get("metric_after"),
-                "size_bytes": comp.get("size_bytes_after"),
-                "latency_ms": comp.get("latency_ms_after"),
-            }
-    for name, v in entries.items():
+            entries[chosen] = _Entry(
+                comp.size_bytes_after, comp.metric_after, comp.latency_ms_after
+            )
+    for name, e in entries.items():
         if name == chosen:
-            v["status"] = "chosen"
+            e.status = "chosen"
         elif name == baseline:
-            v["status"] = "baseline"
-        elif v.get("qualified") is False or (v.get("not_shipped") and v.get("qualified") is None):
-            v["status"] = "rejected"
+            e.status = "baseline"
+        elif e.qualified is False or (e.not_shipped and e.qualified is None):
+            e.status = "rejected"
         else:
-            v["status"] = "qualified"  # within the allowed drop, but a smaller one won
+            e.status = "qualified"  # within the allowed drop, but a smaller one won
     return entries, baseline
 
 
@@ -246,40 +237,37 @@ STATUS_STYLE = {
 
 
 def compression_section(data: RunData) -> str | None:
-    comp = (data.card or {}).get("compression")
-    if not comp:
+    comp = data.card.compression if data.card is not None else None
+    if comp is None:
         return note("The model was not compressed (no <code>compress:</code> section in the spec).")
-    metric = data.metric or comp.get("metric") or "metric"
+    metric = data.metric or comp.metric or "metric"
     entries, _ = _variants(comp)
     rows, series = [], []
-    for name, v in entries.items():
-        status = v["status"]
+    for name, e in entries.items():
         rows.append(
             [
                 escape(name),
-                size(v.get("size_bytes")),
-                num(v.get("metric")),
-                num(v.get("latency_ms"), 3),
-                f'<span class="st {status}">{status}</span>',
-                escape(str(v.get("reason") or "")),
+                size(e.size_bytes),
+                num(e.metric),
+                num(e.latency_ms, 3),
+                f'<span class="st {e.status}">{e.status}</span>',
+                escape(e.reason or ""),
             ]
         )
-        if isinstance(v.get("size_bytes"), (int, float)) and isinstance(
-            v.get("metric"), (int, float)
-        ):
-            kind, col = STATUS_STYLE[status]
-            tip = f"{name} ({status}): {size(v['size_bytes'])}, {metric} {num(v['metric'])}"
+        if e.size_bytes is not None and e.metric is not None:
+            kind, col = STATUS_STYLE[e.status]
+            tip = f"{name} ({e.status}): {size(e.size_bytes)}, {metric} {num(e.metric)}"
             series.append(
                 svg.Series(
-                    status,
-                    [v["size_bytes"] / 1024],
-                    [v["metric"]],
+                    e.status,
+                    [e.size_bytes / 1024],
+                    [e.metric],
                     color=col,
                     line=False,
                     marker=kind,
                     size=4.5,
                     labels=[name],
-                    tips=[tip + (f" - {v['reason']}" if v.get("reason") else "")],
+                    tips=[tip + (f" - {e.reason}" if e.reason else "")],
                 )
             )
     seen = set()
@@ -287,22 +275,22 @@ def compression_section(data: RunData) -> str | None:
         s.legend = s.name not in seen
         seen.add(s.name)
     latency = ""
-    if comp.get("latency_ms_before") is not None:
+    if comp.latency_ms_before is not None:
         latency = (
-            f", batch-1 latency {num(comp.get('latency_ms_before'), 3)} → "
-            f"{num(comp.get('latency_ms_after'), 3)} ms"
+            f", batch-1 latency {num(comp.latency_ms_before, 3)} → "
+            f"{num(comp.latency_ms_after, 3)} ms"
         )
-    why = f" {escape(str(comp['reason']))}." if comp.get("reason") else ""
+    why = f" {escape(comp.reason)}." if comp.reason else ""
     summary = (
-        f"<p>Asked for pruning {num(comp.get('prune'))} and quantization {escape(str(comp.get('quantize')))}: "
-        f"{size(comp.get('size_bytes_before'))} → {size(comp.get('size_bytes_after'))}, test {escape(metric)} "
-        f"{num(comp.get('metric_before'))} → {num(comp.get('metric_after'))}{latency}. "
-        f"Shipped: <b>{escape(str(comp.get('chosen')))}</b>.{why}</p>"
+        f"<p>Asked for pruning {num(comp.prune)} and quantization {escape(comp.quantize)}: "
+        f"{size(comp.size_bytes_before)} → {size(comp.size_bytes_after)}, test {escape(metric)} "
+        f"{num(comp.metric_before)} → {num(comp.metric_after)}{latency}. "
+        f"Shipped: <b>{escape(comp.chosen)}</b>.{why}</p>"
     )
     marks = []
-    drop = comp.get("max_metric_drop", (data.spec.get("compress") or {}).get("max_metric_drop"))
-    if isinstance(drop, (int, float)) and isinstance(comp.get("metric_before"), (int, float)):
-        floor = comp["metric_before"] - drop if data.mode == "max" else comp["metric_before"] + drop
+    if comp.max_metric_drop is not None and comp.metric_before is not None:
+        drop = comp.max_metric_drop
+        floor = comp.metric_before - drop if data.mode == "max" else comp.metric_before + drop
         marks.append(svg.Mark(floor, f"allowed drop ({num(drop)})", horizontal=True))
     chart = (
         svg.xy_chart(
@@ -329,53 +317,6 @@ def compression_section(data: RunData) -> str | None:
     )
 
 
-_TABLE_LINE = re.compile(r"^\s*\|.*\|\s*$")
-
-
-def markdown_block(md: str) -> str:
-    """The subset of Markdown that benchmarks/RESULTS.md uses: headings, tables, italics, paragraphs."""
-    out, lines, i = [], md.splitlines(), 0
-    while i < len(lines):
-        line = lines[i]
-        if _TABLE_LINE.match(line):
-            block = []
-            while i < len(lines) and _TABLE_LINE.match(lines[i]):
-                block.append([c.strip() for c in lines[i].strip().strip("|").split("|")])
-                i += 1
-            body = [r for r in block[1:] if not all(set(c) <= set("-: ") for c in r)]
-            out.append(
-                table(
-                    [_inline(c) for c in block[0]],
-                    [[_inline(c) for c in r] for r in body],
-                    cls="bench",
-                )
-            )
-            continue
-        if line.startswith("#"):
-            out.append(f"<h4>{_inline(line.lstrip('#').strip())}</h4>")
-        elif line.strip():
-            out.append(f"<p>{_inline(line)}</p>")
-        i += 1
-    return "".join(out)
-
-
-def _inline(text: str) -> str:
-    text = escape(text)
-    text = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", text)
-    text = re.sub(r"(?<![\w*])_(.+?)_(?!\w)", r"<i>\1</i>", text)
-    return re.sub(r"`(.+?)`", r"<code>\1</code>", text)
-
-
-def serving_section(data: RunData) -> str | None:
-    if not data.benchmarks:
-        return None
-    blocks = [markdown_block(b["markdown"]) for b in data.benchmarks]
-    return (
-        f'<p class="hint">Measured by the project\'s serving benchmark ({escape(data.benchmarks[0]["source"])}), '
-        f"not by this run.</p>" + "".join(blocks)
-    )
-
-
 def _version(name: str) -> str:
     try:
         return importlib.metadata.version(name)
@@ -384,33 +325,26 @@ def _version(name: str) -> str:
 
 
 def lineage_section(data: RunData) -> str:
-    card = data.card or {}
-    d = card.get("data") or {}
-    result = data.result or {}
-    search = card.get("search") or {}
+    card = data.card
+    d = card.data if card is not None else None
+    train = card.train if card is not None else None
+    search = card.search if card is not None else None
+    wall = data.result.wall_s if data.result is not None else None
+
+    def seconds(v: float | None) -> str:
+        return f"{num(v, 3)} s" if v is not None else "–"
+
     facts = [
         ("run directory", f"<code>{escape(str(data.run_dir))}</code>"),
-        ("automodel", escape(str(card.get("automodel_version") or _version("automodel")))),
-        ("Ray", escape(str(card.get("ray_version") or _version("ray")))),
-        ("torch", escape(str(card.get("torch_version") or _version("torch")))),
-        ("Python", escape(str(card.get("python_version") or platform.python_version()))),
-        (
-            "data source",
-            escape(str(d.get("source") or (data.spec.get("data") or {}).get("source") or "–")),
-        ),
-        ("data sha256", f"<code>{escape(str(d.get('sha256') or '–'))}</code>"),
-        ("model created", escape(str(card.get("created") or "–"))),
-        (
-            "run time",
-            f"{num(result.get('wall_s'), 3)} s" if result.get("wall_s") is not None else "–",
-        ),
-        (
-            "search time",
-            f"{num(search.get('wall_s'), 3)} s" if search.get("wall_s") is not None else "–",
-        ),
-        (
-            "training time",
-            f"{num((card.get('train') or {}).get('wall_s'), 3)} s" if card.get("train") else "–",
-        ),
+        ("automodel", escape(str((card and card.automodel_version) or _version("automodel")))),
+        ("Ray", escape(str((card and card.ray_version) or _version("ray")))),
+        ("torch", escape(_version("torch"))),
+        ("Python", escape(platform.python_version())),
+        ("data source", escape(str((d and d.source) or "–"))),
+        ("data sha256", f"<code>{escape(str((d and d.sha256) or '–'))}</code>"),
+        ("model created", escape(str((card and card.created) or "–"))),
+        ("run time", seconds(wall)),
+        ("search time", seconds(search.wall_s if search is not None else None)),
+        ("training time", seconds(train.wall_s if train is not None else None)),
     ]
     return table(None, [[k, v] for k, v in facts], cls="facts")

@@ -11,6 +11,8 @@ from collections import OrderedDict
 from html import escape
 from typing import Any
 
+from automodel.contracts import JournalLine
+from automodel.metrics import better
 from automodel.report import _svg as svg
 from automodel.report._collect import RunData
 
@@ -21,8 +23,7 @@ def family_colors(data: RunData) -> dict[str, str]:
     """The same colour for a family in every chart."""
     families = list(
         OrderedDict.fromkeys(
-            [r["family"] for r in data.leaderboard]
-            + [t.get("family") for t in data.trials if t.get("family")]
+            [r.family for r in data.leaderboard] + [t.family for t in data.trials if t.family]
         )
     )
     return {f: svg.color(i) for i, f in enumerate(families)}
@@ -87,39 +88,41 @@ def note(text: str) -> str:
 
 # ---- summary, spec, data ---------------------------------------------------------------------
 def summary(data: RunData) -> str:
-    card, metric = data.card or {}, data.metric or "metric"
+    card, metric = data.card, data.metric or "metric"
     tiles = []
     if data.best_family:
         tiles.append(("best model", escape(data.best_family)))
-    test = (card.get("metrics") or {}).get("test") or {}
+    test = card.metrics.test if card is not None else {}
     if metric in test:
         tiles.append((f"test {metric}", num(test[metric])))
-    elif data.leaderboard and data.leaderboard[0].get(metric) is not None:
-        tiles.append((f"best val {metric}", num(data.leaderboard[0][metric])))
+    elif data.leaderboard and data.leaderboard[0].score is not None:
+        tiles.append((f"best val {metric}", num(data.leaderboard[0].score)))
     if data.leaderboard:
         tiles.append(("trials", str(len(data.leaderboard))))
-    wall = (data.result or {}).get("wall_s")
-    if wall is not None:
-        tiles.append(("run time", f"{num(wall, 3)} s"))
-    comp = card.get("compression") or {}
-    if comp.get("size_bytes_after") is not None:
-        tiles.append(("model size", size(comp["size_bytes_after"])))
-    elif (card.get("onnx") or {}).get("size_bytes") is not None:
-        tiles.append(("model size", size(card["onnx"]["size_bytes"])))
+    if data.result is not None and data.result.wall_s is not None:
+        tiles.append(("run time", f"{num(data.result.wall_s, 3)} s"))
+    if (
+        card is not None
+        and card.compression is not None
+        and card.compression.size_bytes_after is not None
+    ):
+        tiles.append(("model size", size(card.compression.size_bytes_after)))
+    elif card is not None and card.onnx is not None and card.onnx.size_bytes is not None:
+        tiles.append(("model size", size(card.onnx.size_bytes)))
     html = "".join(
         f'<div class="tile"><div class="k">{k}</div><div class="v">{v}</div></div>'
         for k, v in tiles
     )
     why = ""
     if data.leaderboard and data.best_family:
-        rows = [r for r in data.leaderboard if r.get(metric) is not None]
+        rows = [r for r in data.leaderboard if r.score is not None]
         if len(rows) > 1:
-            runner = next((r for r in rows if r["family"] != rows[0]["family"]), None)
+            runner = next((r for r in rows if r.family != rows[0].family), None)
             if runner:
                 why = (
-                    f"<p>{escape(rows[0]['family'])} won the sweep with validation {metric} "
-                    f"{num(rows[0][metric])} against {num(runner[metric])} for the best other family "
-                    f"({escape(runner['family'])}), over {len(data.leaderboard)} trials.</p>"
+                    f"<p>{escape(rows[0].family)} won the sweep with validation {metric} "
+                    f"{num(rows[0].score)} against {num(runner.score)} for the best other family "
+                    f"({escape(runner.family)}), over {len(data.leaderboard)} trials.</p>"
                 )
     return f'<div class="tiles">{html}</div>{why}'
 
@@ -131,28 +134,27 @@ def spec_section(data: RunData) -> str | None:
 
 
 def data_section(data: RunData) -> str | None:
-    d = (data.card or {}).get("data") or {}
-    s = d.get("summary") or {}
-    source = d.get("source") or (data.spec.get("data") or {}).get("source")
-    if not s and not source:
+    d = data.card.data if data.card is not None else None
+    if d is None:
         return None
-    splits = s.get("splits") or {}
+    s = d.summary
+    splits = s.splits
     facts = [
-        ("source", escape(str(source))),
-        ("rows", num(s.get("rows", d.get("rows")))),
-        ("columns", num(s.get("columns"))),
-        ("target", escape(str(s.get("target", d.get("target", "–"))))),
-        ("task", escape(str(s.get("task", (data.card or {}).get("task", "–"))))),
+        ("source", escape(str(d.source))),
+        ("rows", num(s.rows if s.rows is not None else d.rows)),
+        ("columns", num(s.columns)),
+        ("target", escape(str(s.target or d.target or "–"))),
+        ("task", escape(str(s.task or data.card.task))),
         (
             "splits (train / val / test)",
             " / ".join(num(splits.get(k)) for k in ("train", "val", "test")) if splits else "–",
         ),
-        ("missing values", num(s.get("missing_values"))),
-        ("rows dropped (no target)", num(s.get("dropped_target_rows"))),
-        ("columns dropped", escape(", ".join(map(str, s.get("dropped_columns") or []))) or "none"),
+        ("missing values", num(s.missing_values)),
+        ("rows dropped (no target)", num(s.dropped_target_rows)),
+        ("columns dropped", escape(", ".join(map(str, s.dropped_columns))) or "none"),
     ]
     out = [table(None, [[k, v] for k, v in facts], cls="facts")]
-    counts = s.get("class_counts")
+    counts = s.class_counts
     if counts:
         labels, values = list(counts), [counts[k] for k in counts]
         total = sum(values) or 1
@@ -173,12 +175,12 @@ def data_section(data: RunData) -> str | None:
 
 def features_section(data: RunData) -> str | None:
     f = data.features
-    if not f or not f.get("scores"):
+    if f is None or not f.scores:
         return note("No feature ranking was stored for this run (features.json is absent).")
-    names, scores = f["names"], f["scores"]
-    kept = set(f.get("kept") or names)
+    names, scores = f.names, f.scores
+    kept = set(f.kept or names)
     order = sorted(range(len(scores)), key=lambda i: -scores[i])
-    k = f.get("k")
+    k = f.k
     # Every feature when they fit; else the top ones and a window around the kept-k cut.
     if len(order) <= MAX_FEATURES_SHOWN:
         shown = order
@@ -209,7 +211,7 @@ def features_section(data: RunData) -> str | None:
         else f"all {len(names)} encoded features were kept (no k was selected; the ranking is informative only)"
     )
     more = f" {len(names) - len(shown)} features are not drawn." if len(names) > len(shown) else ""
-    searched = f" k was searched over {escape(str(f['k_range']))}." if f.get("k_range") else ""
+    searched = f" k was searched over {escape(str(f.k_range))}." if f.k_range else ""
     return f"<p>Ranked by mutual information; {kept_txt}.{searched}{more}</p>{chart}"
 
 
@@ -231,18 +233,18 @@ def leaderboard_section(data: RunData) -> str | None:
     ]
     rows, classes = [], []
     for i, r in enumerate(data.leaderboard, 1):
-        status = escape(str(r.get("status", "")))
+        status = escape(r.status)
         rows.append(
             [
                 str(i),
-                f"<code>{escape(str(r.get('trial_id', '')))}</code>",
-                escape(r["family"]),
-                num(r.get(metric)),
-                num(r.get("iterations")),
+                f"<code>{escape(r.trial_id)}</code>",
+                escape(r.family),
+                num(r.score),
+                num(r.iterations),
                 f'<span class="st {status}">{status}</span>',
-                num(r.get("k")),
-                f'<span class="params">{params_text(r.get("params") or {})}</span>',
-                num(r.get("time_s"), 3),
+                num(r.k),
+                f'<span class="params">{params_text(r.params)}</span>',
+                num(r.time_s, 3),
             ]
         )
         classes.append("best" if i == 1 else "")
@@ -251,11 +253,10 @@ def leaderboard_section(data: RunData) -> str | None:
     )
 
 
-def _by_trial(data: RunData) -> OrderedDict[str, list[dict[str, Any]]]:
-    trials: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
-    for row in data.trials:
-        if row.get("trial_id") is not None:
-            trials.setdefault(str(row["trial_id"]), []).append(row)
+def _by_trial(data: RunData) -> OrderedDict[str, list[JournalLine]]:
+    trials: OrderedDict[str, list[JournalLine]] = OrderedDict()
+    for line in data.trials:
+        trials.setdefault(line.trial_id, []).append(line)
     return trials
 
 
@@ -268,32 +269,32 @@ def learning_curves(data: RunData) -> str | None:
         return note(
             "No learning curves: the sweep's per-iteration results (trials.jsonl) are absent."
         )
-    status = {str(r.get("trial_id")): r.get("status") for r in data.leaderboard}
-    best_id = str(data.leaderboard[0]["trial_id"]) if data.leaderboard else None
+    status = {r.trial_id: r.status for r in data.leaderboard}
+    best_id = data.leaderboard[0].trial_id if data.leaderboard else None
     colors = family_colors(data)
     series, seen = [], set()
-    for tid, rows in trials.items():
-        rows = sorted(
-            (r for r in rows if r.get(metric) is not None), key=lambda r: r.get("iteration", 0)
+    for tid, lines in trials.items():
+        scored = sorted(
+            (x for x in lines if x.score(metric) is not None), key=lambda x: x.iteration
         )
-        if not rows:
+        if not scored:
             continue
-        fam = rows[0].get("family", "?")
+        fam = scored[0].family or "?"
         stopped = status.get(tid) == "stopped_early"
         series.append(
             svg.Series(
                 fam,
-                [r.get("iteration", i + 1) for i, r in enumerate(rows)],
-                [r[metric] for r in rows],
+                [x.iteration for x in scored],
+                [x.score(metric) for x in scored],
                 color=colors.get(fam, svg.MUTED),
-                marker="circle" if len(rows) == 1 else None,
+                marker="circle" if len(scored) == 1 else None,
                 size=2.5,
                 width=3.2 if tid == best_id else 1.3,
                 end_marker="cross" if stopped else None,
                 tips=[
-                    f"trial {tid} ({fam}) iteration {r.get('iteration')}: {metric} {num(r[metric])}"
-                    + (" - stopped early by ASHA" if stopped and j == len(rows) - 1 else "")
-                    for j, r in enumerate(rows)
+                    f"trial {tid} ({fam}) iteration {x.iteration}: {metric} {num(x.score(metric))}"
+                    + (" - stopped early by ASHA" if stopped and j == len(scored) - 1 else "")
+                    for j, x in enumerate(scored)
                 ],
                 legend=fam not in seen,
             )
@@ -320,40 +321,33 @@ def learning_curves(data: RunData) -> str | None:
 def best_so_far(data: RunData) -> str | None:
     """Each trial's final score in completion order, with the running best as a step line."""
     metric = data.metric
-    trials = _by_trial(data)
-    if not trials or metric is None:
+    if not data.trials or metric is None:
         return None
     # trials.jsonl is appended as results arrive: a trial's last line is when it finished.
-    last_line = {}
-    for n, row in enumerate(data.trials):
-        if row.get("trial_id") is not None and row.get(metric) is not None:
-            last_line[str(row["trial_id"])] = (n, row)
+    last_line: dict[str, tuple[int, JournalLine]] = {}
+    for n, line in enumerate(data.trials):
+        if line.score(metric) is not None:
+            last_line[line.trial_id] = (n, line)
     finished = sorted(last_line.values(), key=lambda x: x[0])
     colors = family_colors(data)
     xs, ys, best, best_ys, points = [], [], None, [], []
-    for i, (_, row) in enumerate(finished, 1):
-        v = row[metric]
-        best = v if best is None or (v > best if data.mode == "max" else v < best) else best
+    for i, (_, line) in enumerate(finished, 1):
+        v = line.score(metric)
+        best = v if best is None or better(metric, v, best) else best
         xs.append(i)
         ys.append(v)
         best_ys.append(best)
+        trained = f" after {num(line.time, 3)} s of training" if line.time is not None else ""
         points.append(
             svg.Series(
-                row.get("family", "?"),
+                line.family or "?",
                 [i],
                 [v],
-                color=colors.get(row.get("family"), svg.MUTED),
+                color=colors.get(line.family or "", svg.MUTED),
                 line=False,
                 marker="circle",
                 size=3.5,
-                tips=[
-                    f"trial #{i} {row.get('trial_id')} ({row.get('family')}): {metric} {num(v)}"
-                    + (
-                        f" after {num(row.get('time'), 3)} s of training"
-                        if isinstance(row.get("time"), (int, float))
-                        else ""
-                    )
-                ],
+                tips=[f"trial #{i} {line.trial_id} ({line.family}): {metric} {num(v)}{trained}"],
             )
         )
     seen = set()
@@ -384,7 +378,7 @@ def hyperparameters(data: RunData) -> str | None:
     metric, fam = data.metric, data.best_family
     if not data.leaderboard:
         return None
-    rows = [r for r in data.leaderboard if r.get("family") == fam and r.get(metric) is not None]
+    rows = [r for r in data.leaderboard if r.family == fam and r.score is not None]
     if len(rows) < 2:
         return (
             note(
@@ -394,18 +388,16 @@ def hyperparameters(data: RunData) -> str | None:
             else None
         )
     best = rows[0]
-    names = sorted({k for r in rows for k in (r.get("params") or {})})
+    names = sorted({k for r in rows for k in r.params})
     charts = []
     for name in names:
-        vals = [
-            (r["params"].get(name), r[metric], r) for r in rows if name in (r.get("params") or {})
-        ]
+        vals = [(r.params[name], r.score, r) for r in rows if name in r.params]
         distinct = {json.dumps(v, sort_keys=True) for v, _, _ in vals}
         if len(distinct) < 2:
             continue
         numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v, _, _ in vals)
         tips = [
-            f"trial {r['trial_id']}: {name}={num(v, 3) if numeric else v}, {metric} {num(m)}"
+            f"trial {r.trial_id}: {name}={num(v, 3) if numeric else v}, {metric} {num(m)}"
             for v, m, r in vals
         ]
         if numeric:
@@ -422,12 +414,12 @@ def hyperparameters(data: RunData) -> str | None:
         top = svg.Series(
             "best trial",
             [xs[vals.index(next(x for x in vals if x[2] is best))]],
-            [best[metric]],
+            [best.score],
             color=svg.PALETTE[3],
             line=False,
             marker="star",
             legend=False,
-            tips=[f"best trial {best['trial_id']}"],
+            tips=[f"best trial {best.trial_id}"],
         )
         charts.append(
             svg.xy_chart(

@@ -18,6 +18,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from automodel.contracts import Card
 from automodel.errors import AutomodelError
 
 FINAL_RUN = "final"
@@ -140,33 +141,30 @@ def log_final(spec: Any, run_dir: str | Path) -> None:
     card_path = run_dir / "artifact" / "card.json"
     if not card_path.is_file() or not (spec.tracking.mlflow or spec.tracking.tensorboard):
         return
-    card = json.loads(card_path.read_text())
+    card = Card.read(card_path)
     if spec.tracking.mlflow:
         _log_final_mlflow(spec.tracking.mlflow, spec.name, card, run_dir)
     if spec.tracking.tensorboard:
         _log_final_tensorboard(card, run_dir / "tensorboard" / FINAL_RUN)
 
 
-def _final_metrics(card: dict[str, Any]) -> dict[str, float]:
-    metrics = card.get("metrics") or {}
-    out = {f"test_{k}": v for k, v in (metrics.get("test") or {}).items()}
-    out.update({f"final_val_{k}": v for k, v in (metrics.get("val") or {}).items()})
-    train, comp = card.get("train") or {}, card.get("compression") or {}
-    out.update({f"train_{k}": train[k] for k in ("wall_s", "restarts", "epochs") if k in train})
-    out.update(
-        {
-            k: comp[k]
-            for k in (
-                "size_bytes_before",
-                "size_bytes_after",
-                "metric_before",
-                "metric_after",
-                "latency_ms_before",
-                "latency_ms_after",
-            )
-            if k in comp
-        }
-    )
+COMPRESSION_NUMBERS = (
+    "size_bytes_before",
+    "size_bytes_after",
+    "metric_before",
+    "metric_after",
+    "latency_ms_before",
+    "latency_ms_after",
+)
+
+
+def _final_metrics(card: Card) -> dict[str, float]:
+    out: dict[str, Any] = {f"test_{k}": v for k, v in card.metrics.test.items()}
+    out.update({f"final_val_{k}": v for k, v in card.metrics.val.items()})
+    if card.train is not None:
+        out.update({f"train_{k}": getattr(card.train, k) for k in ("wall_s", "restarts", "epochs")})
+    if card.compression is not None:
+        out.update({k: getattr(card.compression, k) for k in COMPRESSION_NUMBERS})
     return {
         k: float(v)
         for k, v in out.items()
@@ -174,7 +172,17 @@ def _final_metrics(card: dict[str, Any]) -> dict[str, float]:
     }
 
 
-def _log_final_mlflow(uri: str, experiment: str, card: dict[str, Any], run_dir: Path) -> None:
+def _history_scalars(card: Card) -> list[tuple[int, str, float]]:
+    """(epoch, name, value) of every number in the final fit's history."""
+    out = []
+    for row in card.history:
+        values = {"train_loss": row.train_loss, "lr": row.lr, "time_s": row.time_s}
+        values.update({f"val_{k}": v for k, v in row.val().items()})
+        out += [(row.epoch, k, float(v)) for k, v in values.items() if v is not None]
+    return out
+
+
+def _log_final_mlflow(uri: str, experiment: str, card: Card, run_dir: Path) -> None:
     _needs_mlflow()
     _allow_file_store(uri)
     from mlflow.tracking import MlflowClient
@@ -188,39 +196,31 @@ def _log_final_mlflow(uri: str, experiment: str, card: dict[str, Any], run_dir: 
         tags={
             "automodel.stage": "train",
             "automodel.experiment": experiment,
-            "family": str(card.get("family")),
+            "family": str(card.family),
             "run_dir": str(run_dir),
-            "data_sha256": str((card.get("data") or {}).get("sha256")),
+            "data_sha256": str(card.data.sha256 if card.data is not None else None),
         },
     )
     rid = run.info.run_id
-    client.log_param(rid, "family", card.get("family"))
-    for k, v in _flat_params(card.get("params") or {}).items():
+    client.log_param(rid, "family", card.family)
+    for k, v in _flat_params(card.params).items():
         client.log_param(rid, k, v)
     for k, v in _final_metrics(card).items():
         client.log_metric(rid, k, v)
-    for i, h in enumerate(card.get("history") or []):
-        step = int(h.get("epoch", i + 1))
-        for k, v in h.items():
-            if k != "epoch" and isinstance(v, (int, float)) and not isinstance(v, bool):
-                client.log_metric(rid, k, float(v), step=step)
+    for step, k, v in _history_scalars(card):
+        client.log_metric(rid, k, v, step=step)
     for name in ("artifact/card.json", "report.html", "leaderboard.csv"):
         if (run_dir / name).is_file():
             client.log_artifact(rid, str(run_dir / name))
     client.set_terminated(rid, "FINISHED")
 
 
-def _log_final_tensorboard(card: dict[str, Any], logdir: Path) -> None:
+def _log_final_tensorboard(card: Card, logdir: Path) -> None:
     from tensorboardX import SummaryWriter
 
     with SummaryWriter(str(logdir)) as writer:
-        for i, h in enumerate(card.get("history") or []):
-            step = int(h.get("epoch", i + 1))
-            for k, v in h.items():
-                if k != "epoch" and isinstance(v, (int, float)) and not isinstance(v, bool):
-                    writer.add_scalar(f"final/{k}", float(v), step)
+        for step, k, v in _history_scalars(card):
+            writer.add_scalar(f"final/{k}", v, step)
         for k, v in _final_metrics(card).items():
             writer.add_scalar(f"final/{k}", v, 0)
-        writer.add_text(
-            "final/model", f"{card.get('family')}: {json.dumps(card.get('params'), default=str)}", 0
-        )
+        writer.add_text("final/model", f"{card.family}: {json.dumps(card.params, default=str)}", 0)
