@@ -113,7 +113,7 @@ class BatchEncoder:
             name = numeric_cols[j].name
             if reasons[r] is None and self.kept[name] and np.isfinite(raw[r, j]):
                 reasons[r] = (
-                    f"column {name!r}: value {raw[r, j]!r} is out of range "
+                    f"column {name!r}: value {float(raw[r, j])!r} is out of range "
                     "(not finite once scaled to float32)"
                 )
         good = pd.isna(reasons) if n else np.ones(0, bool)
@@ -122,7 +122,7 @@ class BatchEncoder:
             if self.selected is not None:
                 X = X[:, self.selected]
         else:
-            X = self._mixed(table, numeric_cols, raw, good)
+            X = self._mixed(table, numeric_cols, raw, good, reasons)
         return Encoded(np.ascontiguousarray(X, dtype=np.float32), good, reasons)
 
     # ---- columns -------------------------------------------------------------------------------
@@ -158,12 +158,17 @@ class BatchEncoder:
         return values
 
     def _mixed(
-        self, table: pa.Table, numeric_cols: list, raw: np.ndarray, good: np.ndarray
+        self, table: pa.Table, numeric_cols: list, raw: np.ndarray, good: np.ndarray, reasons
     ) -> np.ndarray:
-        """Categorical columns present: the good rows through ``Preprocessor.transform`` itself."""
-        if not good.any():
-            return np.zeros((0, self.prep.n_features), dtype=np.float32)
+        """Categorical or date columns present: the good rows through ``Preprocessor.transform``.
+
+        A value that ``transform`` refuses (a date it cannot parse) refuses its row only: the
+        batch is then encoded row by row to find which (slow, and only for such batches).
+        ``good`` and ``reasons`` are updated in place.
+        """
         index = np.flatnonzero(good)
+        if not len(index):
+            return np.zeros((0, self.prep.n_features), dtype=np.float32)
         frame = {}
         position = {c.name: j for j, c in enumerate(numeric_cols)}
         for c in self.prep.columns:
@@ -172,4 +177,18 @@ class BatchEncoder:
             else:
                 values = table.column(c.name).take(pa.array(index))
                 frame[c.name] = pd.Series(values.to_pylist(), dtype=object)
-        return self.prep.transform(pd.DataFrame(frame))
+        frame = pd.DataFrame(frame)
+        try:
+            return self.prep.transform(frame)
+        except DataError:
+            pass
+        rows = []
+        for k, r in enumerate(index):
+            try:
+                rows.append(self.prep.transform(frame.iloc[[k]]))
+            except DataError as exc:
+                good[r] = False
+                reasons[r] = str(exc)
+        if not rows:
+            return np.zeros((0, self.prep.n_features), dtype=np.float32)
+        return np.concatenate(rows)

@@ -10,6 +10,7 @@ stream and prints progress from the tally actor; it never holds rows.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import threading
@@ -159,13 +160,16 @@ def predict(
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False  # our own line below, not tqdm bars on the driver
         ctx.print_on_execution_start = False
+        _quiet_ray_data()
         tally = ray.remote(num_cpus=0)(Tally).remote()
         needed = list(dict.fromkeys([*encoder.columns, *kept]))
         ds = _read(files, schema, needed, art.preprocessor)
         scored = ds.map_batches(
             Scorer,
             fn_constructor_kwargs={
-                "model": ModelFiles.of(art),
+                # Inside a list, the object ref reaches the actor as a ref: the model's bytes
+                # sit once in the object store, not in every actor's (restartable) arguments.
+                "model": [ray.put(ModelFiles.of(art))],
                 "keep": kept,
                 "probabilities": probabilities,
                 "tally": tally,
@@ -235,6 +239,23 @@ def _write_with_progress(ds, sink, tally, say, start: float, every: float = 5.0)
 
 
 # ---- helpers -----------------------------------------------------------------------------------
+class _DropNotice(logging.Filter):
+    """Ray Data warns that its bars are off; they are, on purpose: progress is ours."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Progress bars disabled" not in record.getMessage()
+
+
+def _quiet_ray_data() -> None:
+    log = logging.getLogger("ray.data")
+    # INFO lines per execution ("execution finished", "data sink finished"): the summary says it.
+    log.setLevel(max(log.level, logging.WARNING))
+    if not any(isinstance(f, _DropNotice) for f in log.filters):
+        log.addFilter(_DropNotice())
+    for name in ("ray.data._internal.progress",):
+        logging.getLogger(name).addFilter(_DropNotice())
+
+
 def _check_options(batch_size: int, concurrency: int | None, num_cpus: float, num_gpus: float):
     if not isinstance(batch_size, int) or batch_size < 1:
         raise AutomodelError(f"--batch-size: must be an integer >= 1, got {batch_size!r}")

@@ -47,7 +47,7 @@ class Scorer:
     """Callable class for ``Dataset.map_batches``: encode, run, decode one Arrow batch.
 
     Args:
-        model: the artifact's files.
+        model: ``[ref]``, an object ref to the artifact's :class:`ModelFiles`.
         keep: input columns copied beside the prediction (the id column, or what was asked).
         probabilities: add one ``probability_<class>`` column a class (classification only).
         tally: the run's :class:`~automodel.predict._tally.Tally` actor (progress and placement).
@@ -56,7 +56,7 @@ class Scorer:
 
     def __init__(
         self,
-        model: ModelFiles,
+        model: list,
         keep: list[str],
         probabilities: bool,
         tally: Any,
@@ -65,6 +65,7 @@ class Scorer:
         import onnxruntime as ort
         import ray
 
+        model = ray.get(model[0])
         ctx = ray.get_runtime_context()
         cpus = ctx.get_assigned_resources().get("CPU", 1.0)
         opts = ort.SessionOptions()
