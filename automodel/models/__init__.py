@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from automodel.errors import SpecError
 from automodel.models._base import Family
+from automodel.models._boosting import LightGBM, XGBoost
 from automodel.models._sklearn import HistGB, Linear, RandomForest
 from automodel.models._torch import (
     CNN,
@@ -16,9 +17,11 @@ from automodel.models._torch import (
     target_scaling,
 )
 
-FAMILIES: dict[str, type[Family]] = {f.name: f for f in (MLP, CNN, RandomForest, HistGB, Linear)}
+FAMILIES: dict[str, type[Family]] = {
+    f.name: f for f in (MLP, CNN, RandomForest, HistGB, Linear, LightGBM, XGBoost)
+}
 
-__all__ = ["CNN", "CNNModule", "FAMILIES", "Family", "HistGB", "Linear", "MLP", "MLPModule", "RandomForest",
+__all__ = ["CNN", "CNNModule", "FAMILIES", "Family", "HistGB", "LightGBM", "Linear", "MLP", "MLPModule", "RandomForest", "XGBoost",
            "ExportWrapper", "export_onnx", "get_family", "make_optimizer", "target_scaling"]
 
 

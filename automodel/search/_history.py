@@ -9,10 +9,10 @@
 Learning curves are drawn from it, so a trial's last line is also when it finished.
 
 ``<run_dir>/tune/finished.jsonl`` records each trial once it has finished
-(``{"trial_id", "iterations", "n_steps"}``), written right after the experiment snapshot that
-holds the trial. On resume, finished trials are never trained again: their recorded results are
-replayed to Tune, and lines of trials that did not finish are dropped, since those restart from
-their first iteration.
+(``{"trial_id", "config", "iterations", "n_steps"}``). Together with the searcher's Optuna
+journal they are the whole state of a sweep: a resumed sweep never trains a finished trial again
+(its rows come from here), and runs new trials for the rest of ``search.num_samples``; lines of
+trials that had not finished are dropped.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from typing import Any
 
 from ray.tune import Callback
 
-from automodel.search._result import REPLAYED_TIME
 from automodel.search._space import decode
 
 HISTORY = "trials.jsonl"
@@ -47,34 +46,32 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 @dataclass
 class Journal:
-    """What a killed sweep left: finished trials and their results, to replay on resume."""
+    """What a killed sweep left: finished trials (``finished.jsonl`` rows) and their results."""
 
     finished: dict[str, dict[str, Any]] = field(default_factory=dict)
     results: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
-    def replay(self, metric: str, max_steps: int) -> dict[str, list[dict[str, Any]]]:
-        """Per finished trial, the results to report again, in order (as ``run_trial`` reports them)."""
+    def rungs(self, metric: str, max_steps: int) -> list[tuple[str, dict, list[dict]]]:
+        """Finished trials as ASHA saw them: ``(trial_id, config, [{metric, fidelity}, ...])``."""
         from automodel.search._trainable import fidelity
 
-        out = {}
+        out = []
         for tid, done in self.finished.items():
-            rows = sorted(self.results.get(tid, []), key=lambda r: r["iteration"])
-            out[tid] = [
+            rows = [
                 {
                     metric: r[metric],
-                    "loss": r.get("loss"),
-                    "n_steps": done["n_steps"],
                     "fidelity": fidelity(r["iteration"], done["n_steps"], max_steps),
-                    REPLAYED_TIME: r.get("time", 0.0),
                 }
-                for r in rows
+                for r in self.results.get(tid, [])
+                if r.get(metric) is not None
             ]
+            out.append((tid, done["config"], rows))
         return out
 
 
 def load_journal(run_dir: Path, exp_path: Path) -> Journal:
     """Read the journal and rewrite ``trials.jsonl`` without the lines of unfinished trials."""
-    finished = {r["trial_id"]: r for r in read_jsonl(exp_path / FINISHED)}
+    finished = {r["trial_id"]: r for r in read_jsonl(exp_path / FINISHED) if "config" in r}
     lines = [
         r
         for r in read_jsonl(run_dir / HISTORY)
@@ -82,9 +79,9 @@ def load_journal(run_dir: Path, exp_path: Path) -> Journal:
         and r.get("iteration", 0) <= finished[r["trial_id"]]["iterations"]
     ]
     results: dict[str, list[dict[str, Any]]] = {}
-    for r in lines:
+    for r in sorted(lines, key=lambda r: r["iteration"]):
         results.setdefault(r["trial_id"], []).append(r)
-    # A finished trial whose lines are incomplete cannot be replayed: it is trained again.
+    # A finished trial whose lines are incomplete has no trustworthy score: it does not count.
     journal = Journal(
         {t: d for t, d in finished.items() if len(results.get(t, [])) == d["iterations"]}
     )
@@ -106,7 +103,8 @@ class TrialHistory(Callback):
     """Appends every result to ``trials.jsonl`` and every finished trial to ``finished.jsonl``.
 
     Runs in the driver. Each line is flushed as it is written, so a killed sweep keeps all of them
-    (but perhaps a torn last one, which readers skip).
+    (but perhaps a torn last one, which readers skip). ``trials`` holds Tune's trials once the
+    experiment ends.
     """
 
     def __init__(self, run_dir: Path, exp_path: Path, metric: str, journal: Journal | None = None):
@@ -114,6 +112,7 @@ class TrialHistory(Callback):
         self.finished_path = Path(exp_path) / FINISHED
         self.metric = metric
         self.finished = set((journal or Journal()).finished)
+        self.trials: list = []
 
     def _append(self, path: Path, row: dict[str, Any]) -> None:
         with open(path, "a") as f:
@@ -122,8 +121,8 @@ class TrialHistory(Callback):
     def on_trial_result(
         self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
     ) -> None:
-        if REPLAYED_TIME in result or self.metric not in result:
-            return  # a replayed result is in the file already
+        if self.metric not in result:
+            return
         it = int(result.get("training_iteration", 0))
         family, _, k = decode(trial.config)
         loss = result.get("loss")
@@ -150,7 +149,11 @@ class TrialHistory(Callback):
             self.finished_path,
             {
                 "trial_id": trial.trial_id,
+                "config": trial.config,
                 "iterations": int(r.get("training_iteration", 0)),
                 "n_steps": int(r.get("n_steps", 0) or 0),
             },
         )
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        self.trials = list(trials)

@@ -13,9 +13,6 @@ from automodel.metrics import MODES
 from automodel.search._space import decode
 
 COLUMNS = ["trial_id", "family", "iterations", "status", "k", "params", "time_s"]
-REPLAYED_TIME = (
-    "replayed_time"  # in a result replayed on resume: seconds the trial trained first time
-)
 
 
 @dataclass
@@ -31,6 +28,8 @@ class SearchResult:
     path: Path
     wall_s: float = 0.0
     history: dict[str, list] = field(default_factory=dict)
+    families: list[str] = field(default_factory=list)  # the families searched
+    families_from: str = "search.families"  # or the data shape they were chosen for
 
 
 def trial_status(status: str, iterations: int, n_steps: int) -> str:
@@ -44,28 +43,53 @@ def trial_status(status: str, iterations: int, n_steps: int) -> str:
     return "completed"
 
 
-def leaderboard_from(trials: list, metric: str) -> pd.DataFrame:
-    """One row a trial, best first: trial_id, family, <metric>, iterations, status, k, params, time_s."""
+def _row(
+    trial_id: str, config: dict, metric: str, value: Any, iters: int, status: str, time_s: float
+) -> dict:
+    family, params, k = decode(config)
+    return {
+        "trial_id": trial_id,
+        "family": family,
+        metric: value,
+        "iterations": iters,
+        "status": status,
+        "k": k if k is not None else "",
+        "params": json.dumps(params, sort_keys=True, default=str),
+        "time_s": round(float(time_s or 0.0), 2),
+    }
+
+
+def leaderboard_from(trials: list, metric: str, journal: Any = None) -> pd.DataFrame:
+    """One row a trial, best first: trial_id, family, <metric>, iterations, status, k, params, time_s.
+
+    ``trials`` are Tune's trials of this session; ``journal`` (a resumed sweep's) adds the trials
+    finished before the restart, with the scores and times they had then.
+    """
     rows = []
+    for tid, done in journal.finished.items() if journal is not None else ():
+        results = journal.results.get(tid, [])
+        last = results[-1] if results else {}
+        status = trial_status("TERMINATED", done["iterations"], done["n_steps"])
+        rows.append(
+            _row(
+                tid,
+                done["config"],
+                metric,
+                last.get(metric),
+                done["iterations"],
+                status,
+                last.get("time", 0.0),
+            )
+        )
     for t in trials:
         cfg = t.config or {}
         if "family" not in cfg.get("grid", cfg):
             continue
-        family, params, k = decode(cfg)
         m = t.last_result or {}
         iters = int(m.get("training_iteration", 0) or 0)
+        status = trial_status(t.status, iters, int(m.get("n_steps", 0) or 0))
         rows.append(
-            {
-                "trial_id": t.trial_id,
-                "family": family,
-                metric: m.get(metric),
-                "iterations": iters,
-                "status": trial_status(t.status, iters, int(m.get("n_steps", 0) or 0)),
-                "k": k if k is not None else "",
-                "params": json.dumps(params, sort_keys=True, default=str),
-                # a trial replayed on resume trained in the killed run; its time there is what counts
-                "time_s": round(float(m.get(REPLAYED_TIME, m.get("time_total_s", 0.0)) or 0.0), 2),
-            }
+            _row(t.trial_id, cfg, metric, m.get(metric), iters, status, m.get("time_total_s", 0.0))
         )
     df = pd.DataFrame(rows, columns=[*COLUMNS[:2], metric, *COLUMNS[2:]])
     return df.sort_values(

@@ -1,8 +1,13 @@
-"""Trial schedulers by their spec names: ASHA on the family's fidelity, and FIFO.
+"""Trial schedulers by their spec names: ASHA with rungs kept per family, and FIFO.
 
-Both snapshot the experiment (trials, searcher, scheduler) to the run directory the moment a
-trial finishes, and wait for the write. Tune's own snapshots come at most every 10 s, so a sweep
-killed between two of them would lose, and rerun, every trial finished in between.
+Why per family: model families learn at different speeds. On digits a forest is near its best
+after one chunk of trees while an MLP after 2 of 20 epochs is still far from it, so one set of
+rungs shared by all families stops every MLP at the first rung, however good it would have been.
+:class:`FamilyASHA` keeps one ASHA (Tune's own, driven through its public methods) per family:
+a trial is compared only with trials of its family at the same fidelity, so early stopping
+removes the worse configurations of each family and never a family for being slower to start.
+Which family deserves more trials is the searcher's call (TPE models the family as a parameter
+on final scores), not the scheduler's.
 """
 
 from __future__ import annotations
@@ -10,61 +15,103 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
+from automodel.search._space import decode
 from automodel.spec import Spec
 
 SCHEDULERS = ("asha", "fifo")
 
 
-def snapshot(tune_controller: Any) -> None:
-    """Write the experiment state now and wait until it is on storage."""
-    checkpoint = getattr(tune_controller, "checkpoint", None)
-    if checkpoint is not None:  # the real controller; wrapped ones (on_trial_add) hide it
-        checkpoint(force=True, wait=True)
+class FamilyASHA(FIFOScheduler):
+    """Asynchronous successive halving on ``time_attr``, one set of rungs per model family."""
 
+    def __init__(
+        self,
+        *,
+        time_attr: str,
+        metric: str,
+        mode: str,
+        max_t: int,
+        grace_period: int,
+        reduction_factor: float = 3,
+    ):
+        super().__init__()
+        self._kw = dict(
+            time_attr=time_attr,
+            metric=metric,
+            mode=mode,
+            max_t=max_t,
+            grace_period=grace_period,
+            reduction_factor=reduction_factor,
+        )
+        self._metric, self._mode = metric, mode
+        self.by_family: dict[str, ASHAScheduler] = {}
+        self._family_of: dict[str, str] = {}  # trial id -> family
+        self.stopped: dict[str, int] = {}  # family -> trials stopped early
 
-class _SnapshotOnComplete:
-    """Mixin: snapshot as each trial completes, before the driver's callbacks record it as done."""
+    def _asha(self, trial: Any) -> ASHAScheduler:
+        family = self._family_of.get(trial.trial_id)
+        if family is None:
+            family = decode(trial.config)[0]
+            self._family_of[trial.trial_id] = family
+        if family not in self.by_family:
+            self.by_family[family] = ASHAScheduler(**self._kw)
+        return self.by_family[family]
+
+    def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
+        return True  # metric and mode are fixed at construction
+
+    def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
+        self._asha(trial).on_trial_add(tune_controller, trial)
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+        action = self._asha(trial).on_trial_result(tune_controller, trial, result)
+        if (
+            action == TrialScheduler.STOP
+            and result.get(self._kw["time_attr"], 0) < self._kw["max_t"]
+        ):
+            family = self._family_of[trial.trial_id]
+            self.stopped[family] = self.stopped.get(family, 0) + 1
+        return action
 
     def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
-        super().on_trial_complete(tune_controller, trial, result)
-        snapshot(tune_controller)
+        self._asha(trial).on_trial_complete(tune_controller, trial, result)
+        self._family_of.pop(trial.trial_id, None)
 
+    def on_trial_remove(self, tune_controller: Any, trial: Any) -> None:
+        self._asha(trial).on_trial_remove(tune_controller, trial)
+        self._family_of.pop(trial.trial_id, None)
 
-class DurableASHA(_SnapshotOnComplete, ASHAScheduler):
-    """ASHA (asynchronous successive halving) on ``fidelity``, snapshotting on completion.
+    def replay(self, finished: list[tuple[str, dict, list[dict]]]) -> None:
+        """Fill the rungs with trials a killed sweep finished: ``(trial_id, config, results)``.
 
-    Tune does not restore a scheduler's state on resume; :meth:`replay` rebuilds the rungs from
-    the journal, so trials after a resume are still cut against every trial before it.
-    """
-
-    def replay(self, results: dict[str, list[dict[str, Any]]]) -> None:
-        """Record finished trials' results (as ``Journal.replay`` gives them) in the rungs."""
-        bracket = self._brackets[0]  # ASHAScheduler's default: one bracket
-        for trial_id, rows in results.items():
-            stub = SimpleNamespace(trial_id=trial_id)
-            for r in rows:
-                if r.get(self._metric) is not None:
-                    bracket.on_result(stub, r[self._time_attr], self._metric_op * r[self._metric])
-
-
-class DurableFIFO(_SnapshotOnComplete, FIFOScheduler):
-    """Every trial runs to its full fidelity; snapshots on completion."""
+        Tune restores no scheduler state, and the resumed sweep runs only new trials, so without
+        this they would be cut against an empty ladder.
+        """
+        for trial_id, config, results in finished:
+            stub = SimpleNamespace(trial_id=trial_id, config=config)
+            asha = self._asha(stub)
+            asha.on_trial_add(None, stub)
+            for r in results:
+                asha.on_trial_result(None, stub, r)
+            if results:
+                asha.on_trial_complete(None, stub, results[-1])
+            else:
+                asha.on_trial_remove(None, stub)
+            self._family_of.pop(trial_id, None)
 
 
 def make_scheduler(spec: Spec, metric: str, mode: str) -> Any:
     """The scheduler ``search.scheduler`` names.
 
     ASHA's rungs count each trial's ``fidelity``: epochs for torch families, growth steps of
-    trees scaled to ``search.max_epochs`` (so forests and boosting are stopped early too, and
-    compared with networks at the same share of their budget). The first rung is
-    ``search.grace_period``.
+    trees scaled to ``search.max_epochs``. The first rung is ``search.grace_period``.
     """
     s = spec.search
     if s.scheduler == "fifo":
-        return DurableFIFO()  # needs no metric
-    return DurableASHA(
+        return FIFOScheduler()
+    return FamilyASHA(
         time_attr="fidelity",
         metric=metric,
         mode=mode,

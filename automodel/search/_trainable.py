@@ -51,22 +51,10 @@ def run_trial(
     max_steps: int,
     cv_folds: int,
     seed: int,
-    replay: dict[str, list[dict]] | None = None,
 ) -> None:
-    """Report ``metric`` on the validation split (or the CV mean) after every fidelity step.
-
-    ``replay`` holds the results of trials a killed sweep had finished: such a trial, restarted
-    by the resumed sweep, reports them again instead of training again.
-    """
-    from ray import tune
-
-    done = (replay or {}).get(tune.get_context().get_trial_id())
-    if done is not None:
-        for result in done:
-            tune.report(result)
-        return
-
+    """Report ``metric`` on the validation split (or the CV mean) after every fidelity step."""
     import torch
+    from ray import tune
 
     torch.set_num_threads(1)  # a trial owns one CPU; more threads only fight the other trials
     family, params, k = decode(config)

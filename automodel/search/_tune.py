@@ -1,17 +1,19 @@
 """tune(): one Ray Tune sweep over families x hyperparameters x k, ASHA + a Bayesian searcher.
 
-The experiment lives in ``<run_dir>/tune``. A fresh sweep and a resumed one are the same call to
-``ray.tune.run`` with freshly built searcher, scheduler and callbacks; on resume Tune loads the
-trials and the searcher's saved state into them, and :mod:`._history` replays the trials that
-had finished after Tune's last snapshot instead of training them again.
+The experiment lives in ``<run_dir>/tune``; it runs through Tune's public ``Tuner``. The sweep's
+own state is JSON written as it happens: ``trials.jsonl`` and ``tune/finished.jsonl``
+(:mod:`._history`) and the searcher's Optuna journal ``tune/optuna.jsonl``
+(:mod:`._searchers`). A resumed sweep reads those, never Tune's pickled experiment state: the
+trials finished before the restart keep their rows and fill the rungs again, the searcher goes on
+from its study, and a fresh ``Tuner`` runs the trials still missing from ``search.num_samples``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
-import os
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -24,13 +26,15 @@ from automodel.data import Dataset
 from automodel.errors import ResourceError, SearchError
 from automodel.features import rank_features
 from automodel.metrics import MODES
+from automodel.search._families import default_families, with_families
 from automodel.search._result import SearchResult, leaderboard_from
-from automodel.search._searchers import make_searcher
+from automodel.search._searchers import STUDY_FILE, make_searcher
 from automodel.search._space import decode, family_spaces, grid_configs
 from automodel.search._trainable import run_trial
 from automodel.spec import Spec
 
 EXPERIMENT = "tune"
+SWEEP_FILE = "sweep.json"  # written when a sweep starts: what --resume looks for
 
 
 def feature_ranking(spec: Spec, dataset: Dataset) -> np.ndarray | None:
@@ -41,8 +45,8 @@ def feature_ranking(spec: Spec, dataset: Dataset) -> np.ndarray | None:
 
 
 def has_sweep(run_dir: str | Path) -> bool:
-    """Whether ``run_dir`` holds a sweep to resume (a snapshot of its Tune experiment)."""
-    return any((Path(run_dir) / EXPERIMENT).glob("experiment_state-*.json"))
+    """Whether ``run_dir`` holds a sweep to resume."""
+    return (Path(run_dir) / EXPERIMENT / SWEEP_FILE).is_file()
 
 
 def tune(
@@ -65,9 +69,13 @@ def tune(
     run_dir = Path(run_dir).resolve()
     exp_path = run_dir / EXPERIMENT
     metric = spec.metric_for(dataset.task)
+    families_from = "search.families"
+    if spec.search.families is None:
+        families_from = default_families(dataset)[1]
+        spec = with_families(spec, dataset)
     if resume and not has_sweep(run_dir):
         raise SearchError(
-            f"--resume: {run_dir} holds no sweep to resume (no {EXPERIMENT}/experiment_state-*.json); "
+            f"--resume: {run_dir} holds no sweep to resume (no {EXPERIMENT}/{SWEEP_FILE}); "
             "run `automodel tune SPEC --out DIR` without --resume to start one"
         )
     if not resume and exp_path.exists() and any(exp_path.iterdir()):
@@ -79,29 +87,35 @@ def tune(
     from automodel.search._history import Journal, TrialHistory, load_journal
 
     start = time.time()
-    run_dir.mkdir(parents=True, exist_ok=True)
+    exp_path.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        sweep = {"metric": metric, "families": spec.search.families, "families_from": families_from}
+        (exp_path / SWEEP_FILE).write_text(json.dumps(sweep))
     journal = load_journal(run_dir, exp_path) if resume else Journal()
     ranking = feature_ranking(spec, dataset)
-    replay = journal.replay(metric, spec.search.max_epochs)
-    trainable = _trainable(spec, dataset, ranking, metric, replay)
+    trainable = _trainable(spec, dataset, ranking, metric)
     history = TrialHistory(run_dir, exp_path, metric, journal)
-    run_start = time.time()
-    analysis = _run(
-        spec,
-        trainable,
-        run_dir,
-        metric,
-        dataset.task,
-        dataset.n_features,
-        resume=resume,
-        callbacks=[history, *(callbacks or [])],
-        replay=replay,
-    )
-
-    board = leaderboard_from(analysis.trials, metric)
+    before = leaderboard_from([], metric, journal)
+    for cb in callbacks or []:
+        if hasattr(cb, "resume_from"):
+            cb.resume_from(before[metric].dropna().tolist())
     expected = _expected_trials(spec, dataset.task, dataset.n_features)
+    run_start = time.time()
+    if len(journal.finished) < expected:
+        _run(
+            spec,
+            trainable,
+            run_dir,
+            metric,
+            dataset.task,
+            dataset.n_features,
+            callbacks=[history, *(callbacks or [])],
+            journal=journal,
+        )
+
+    board = leaderboard_from(history.trials, metric, journal)
     budget = spec.search.time_budget_s
-    ended = history.finished | {t.trial_id for t in analysis.trials if t.status == "ERROR"}
+    ended = history.finished | {t.trial_id for t in history.trials if t.status == "ERROR"}
     if len(ended) < expected and (budget is None or time.time() - run_start < budget):
         # Tune ended early without reaching its time budget: stopped by Ctrl+C (SIGINT). The trials
         # it stopped show as terminated; they are not finished and rerun on --resume.
@@ -116,7 +130,7 @@ def tune(
     board.to_csv(run_dir / "leaderboard.csv", index=False)
     done = board.dropna(subset=[metric])
     if done.empty:
-        errors = [_error_line(t) for t in analysis.trials if t.status == "ERROR"][:3]
+        errors = [_error_line(t) for t in history.trials if t.status == "ERROR"][:3]
         budget = (
             f" within search.time_budget_s={spec.search.time_budget_s:g}"
             if spec.search.time_budget_s
@@ -135,6 +149,8 @@ def tune(
         board,
         exp_path,
         time.time() - start,
+        families=list(spec.search.families),
+        families_from=families_from,
     )
 
 
@@ -146,13 +162,15 @@ def _run(
     task: str,
     n_features: int,
     *,
-    resume: bool,
     callbacks: list,
-    replay: dict | None = None,
+    journal: Any = None,
 ) -> Any:
-    """``ray.tune.run`` with automodel's settings; also what the overhead benchmark times."""
+    """A ``Tuner`` with automodel's settings, fitted; also what the overhead benchmark times.
+
+    ``journal`` (a resumed sweep's) names the trials already finished: they fill the rungs, and
+    only the rest of ``search.num_samples`` (or of the grid) is run.
+    """
     from ray import tune as rt
-    from ray.tune import ResumeConfig
 
     from automodel.search._schedulers import make_scheduler
 
@@ -160,45 +178,50 @@ def _run(
     mode = MODES[metric]
     spaces = family_spaces(spec, task)
     k_range = _k_range(spec, n_features)
-    search_alg = make_searcher(spec, spaces, k_range, metric, mode)
-    config: dict[str, Any] = {}
-    num_samples = s.num_samples
-    if search_alg is None:  # grid: every combination once
-        config = {"grid": rt.grid_search(grid_configs(spaces, _grid_k_values(spec, k_range)))}
+    finished = journal.finished if journal is not None else {}
+    search_alg = make_searcher(
+        spec, spaces, k_range, metric, mode, run_dir / EXPERIMENT / STUDY_FILE
+    )
+    param_space: dict[str, Any] = {}
+    num_samples = s.num_samples - len(finished)
+    if search_alg is None:  # grid: every combination not yet finished, once
+        done = {_key(d["config"].get("grid", d["config"])) for d in finished.values()}
+        todo = [
+            c for c in grid_configs(spaces, _grid_k_values(spec, k_range)) if _key(c) not in done
+        ]
+        param_space = {"grid": rt.grid_search(todo)}
         num_samples = 1
     scheduler = make_scheduler(spec, metric, mode)
-    if replay and hasattr(scheduler, "replay"):
-        scheduler.replay(replay)  # Tune restores no scheduler state: rebuild ASHA's rungs
-    resume_config = (
-        ResumeConfig(
-            unfinished=ResumeConfig.ResumeType.RESUME, errored=ResumeConfig.ResumeType.RESUME
-        )
-        if resume
-        else None
-    )
-    with _quiet_console(), warnings.catch_warnings():
-        # A trial replayed on resume reports steps the Optuna study already holds; Optuna says so.
-        warnings.filterwarnings("ignore", message="The reported value is ignored")
-        # GP fits its model inside the define-by-run space function: slow there by design.
-        warnings.filterwarnings("ignore", message="Define-by-run function passed in the `space`")
-        return rt.run(
-            trainable,
-            name=EXPERIMENT,
-            storage_path=str(run_dir),
-            config=config,
-            num_samples=num_samples,
+    if journal is not None and hasattr(scheduler, "replay"):
+        scheduler.replay(journal.rungs(metric, s.max_epochs))
+    tuner = rt.Tuner(
+        trainable,
+        param_space=param_space,
+        tune_config=rt.TuneConfig(
             search_alg=search_alg,
             scheduler=scheduler,
+            num_samples=num_samples,
             max_concurrent_trials=s.max_concurrent if search_alg is None else None,
             time_budget_s=s.time_budget_s,
             reuse_actors=True,
-            resume_config=resume_config,
             trial_dirname_creator=_trial_dirname,
+        ),
+        run_config=rt.RunConfig(
+            name=EXPERIMENT,
+            storage_path=str(run_dir),
             callbacks=callbacks,
             verbose=0,
             log_to_file=False,
-            raise_on_failed_trial=False,
-        )
+        ),
+    )
+    with _quiet_console(), warnings.catch_warnings():
+        # GP fits its model inside the define-by-run space function: slow there by design.
+        warnings.filterwarnings("ignore", message="Define-by-run function passed in the `space`")
+        return tuner.fit()
+
+
+def _key(config: dict) -> str:
+    return json.dumps(config, sort_keys=True, default=str)
 
 
 def _expected_trials(spec: Spec, task: str, n_features: int) -> int:
@@ -217,21 +240,17 @@ def _trial_dirname(trial: Any) -> str:
 def _quiet_console() -> Iterator[None]:
     """Tune's console output off: our callbacks print one progress line a finished trial.
 
-    With verbose=0 the new output engine still prints its "Configuration for experiment" box and
-    "View detailed results here"; the legacy engine at verbose=0 prints nothing.
+    At verbose=0 Tune's output engine still prints its "Configuration for experiment" box and
+    "View detailed results here" to stdout, so the driver's stdout is muted while the sweep runs
+    (our progress goes to stderr); Tune's resume hint is dropped, ours names ``--resume``.
     """
-    old = os.environ.get("RAY_AIR_NEW_OUTPUT")
-    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
     tune_logger = logging.getLogger("ray.tune.tune")
     tune_logger.addFilter(_no_tune_resume_hint)
     try:
-        yield
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
     finally:
         tune_logger.removeFilter(_no_tune_resume_hint)
-        if old is None:
-            os.environ.pop("RAY_AIR_NEW_OUTPUT", None)
-        else:
-            os.environ["RAY_AIR_NEW_OUTPUT"] = old
 
 
 def _no_tune_resume_hint(record: logging.LogRecord) -> bool:
@@ -244,7 +263,6 @@ def _trainable(
     dataset: Dataset,
     ranking: np.ndarray | None,
     metric: str,
-    replay: dict[str, list[dict]],
 ) -> Callable:
     from ray import tune as rt
 
@@ -257,7 +275,6 @@ def _trainable(
         max_steps=s.max_epochs,
         cv_folds=s.cv_folds,
         seed=spec.data.seed,
-        replay=replay,
     )
     # Fractional CPUs let small trials pack several to a core; a GPU share packs them on a GPU.
     return rt.with_resources(fn, {"cpu": s.cpus_per_trial, "gpu": s.gpus_per_trial})

@@ -1,4 +1,4 @@
-"""The shared suite every searcher runs: valid suggestions, and a saved state that really continues.
+"""The shared suite every searcher runs: valid suggestions, and a journalled state that really continues.
 
 No Ray cluster is needed: searchers are plain objects driven here the way Tune drives them.
 """
@@ -33,11 +33,12 @@ def _spec(searcher: str, num_samples: int = NUM_SAMPLES):
     )
 
 
-def _generator(spec):
+def _generator(spec, study_path):
     from ray.tune.search import SearchGenerator
 
     spaces = family_spaces(spec, "classification")
-    return SearchGenerator(make_searcher(spec, spaces, (4, 32), "accuracy", "max")), spaces
+    searcher = make_searcher(spec, spaces, (4, 32), "accuracy", "max", study_path)
+    return SearchGenerator(searcher), spaces
 
 
 def _objective(config) -> float:
@@ -72,8 +73,8 @@ def _in_space(value, domain) -> bool:
 
 
 @pytest.mark.parametrize("name", MODEL_SEARCHERS)
-def test_suggestions_decode_to_valid_family_params(name):
-    gen, spaces = _generator(_spec(name))
+def test_suggestions_decode_to_valid_family_params(name, tmp_path):
+    gen, spaces = _generator(_spec(name), tmp_path / "study.jsonl")
     for config in _step(gen, 6):
         family, params, k = decode(config)
         assert family in ("logistic", "random_forest")
@@ -83,38 +84,37 @@ def test_suggestions_decode_to_valid_family_params(name):
 
 
 @pytest.mark.parametrize("name", MODEL_SEARCHERS)
-def test_restored_state_continues_exactly(name, tmp_path):
-    """Saved mid-sweep and restored into a fresh searcher, the next suggestions are the ones the
-    uninterrupted searcher makes: the study and the sampler's random state both came back."""
-    spec = _spec(
-        name, num_samples=6
-    )  # 2 random start-up trials: the 3rd on is modelled (GP is slow)
-    straight, _ = _generator(spec)
-    interrupted, _ = _generator(spec)
-    first = _step(straight, 3)
-    assert _step(interrupted, 3) == first
-    interrupted.save_to_dir(str(tmp_path), session_str="s")
+def test_reopened_journal_holds_the_told_trials(name, tmp_path):
+    """A searcher built on the journal a killed sweep left sees every trial told before, with its
+    score; the trial the kill cut off (asked, never told) is failed; new trials number on."""
+    spec = _spec(name, num_samples=6)
+    path = tmp_path / "study.jsonl"
+    first, _ = _generator(spec, path)
+    configs = _step(first, 3)
+    first.searcher.suggest("cut-off")  # running when the sweep was killed
+    with open(path, "ab") as f:
+        f.write(b'{"op_code": 5, "torn')  # a SIGKILL in the middle of a write
 
-    restored, _ = _generator(spec)
-    restored.restore_from_dir(str(tmp_path))
-    study = optuna_study(restored.searcher)
-    assert len(study.trials) == 3 and all(t.state.name == "COMPLETE" for t in study.trials)
-    assert _step(restored, 1, start=3) == _step(straight, 1, start=3)
+    reopened, _ = _generator(spec, path)
+    study = optuna_study(reopened.searcher)
+    told = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert [t.value for t in told] == pytest.approx([_objective(c) for c in configs])
+    assert [t.user_attrs["tune_trial_id"] for t in told] == ["t000", "t001", "t002"]
+    assert [t.state.name for t in study.trials][3:] == ["FAIL"]
+    _step(reopened, 1, start=3)
+    assert len(study.trials) == 5 and study.trials[-1].state.name == "COMPLETE"
 
 
 def test_restored_tpe_models_the_results_instead_of_sampling_at_random(tmp_path):
-    """After a restore, TPE proposes near the optimum the saved trials point to (C = 10 for
-    logistic), far more often than the random searcher does from the same restored history."""
+    """Reopened on a journal, TPE proposes near the optimum the told trials point to (C = 10 for
+    logistic), far more often than the random searcher does from the same history."""
 
     def closeness(name: str) -> float:
         spec = _spec(name)
-        gen, _ = _generator(spec)
+        path = tmp_path / f"{name}.jsonl"
+        gen, _ = _generator(spec, path)
         _step(gen, 10)
-        path = tmp_path / name
-        path.mkdir()
-        gen.save_to_dir(str(path), session_str="s")
-        restored, _ = _generator(spec)
-        restored.restore_from_dir(str(path))
+        restored, _ = _generator(spec, path)
         return float(np.mean([_objective(c) for c in _step(restored, 12, start=10)]))
 
     assert startup_trials(NUM_SAMPLES) < 10  # the restored TPE is past its random start-up trials
@@ -122,10 +122,10 @@ def test_restored_tpe_models_the_results_instead_of_sampling_at_random(tmp_path)
     assert tpe > rand + 0.05, (tpe, rand)
 
 
-def test_gp_models_every_family_parameter():
+def test_gp_models_every_family_parameter(tmp_path):
     """GP sees the flat space, so each family's parameters are in every trial's Optuna params
     (a conditional space would leave GP only the family and k to model)."""
-    gen, spaces = _generator(_spec("gp", num_samples=6))
+    gen, spaces = _generator(_spec("gp", num_samples=6), tmp_path / "study.jsonl")
     _step(gen, 3)
     params = optuna_study(gen.searcher).trials[-1].params
     for family, space in spaces.items():
