@@ -159,7 +159,8 @@ def spec_demands(spec, stages: Iterable[str] = ("search", "train")) -> list[Dema
             )
         )
     # Ray Train runs torch families only; scikit-learn ones fit in one process on the driver side.
-    families = [spec.model.family] if spec.model.family else spec.search.families
+    # search.families None: chosen from the data's shape later, and it may include torch families
+    families = [spec.model.family] if spec.model.family else (spec.search.families or ["mlp"])
     if "train" in stages and _uses_torch(families):
         t = spec.train
         # Ray Train's own defaults (ScalingConfig): {GPU: 1} with use_gpu, else {CPU: 1}.

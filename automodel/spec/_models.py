@@ -62,7 +62,11 @@ class FeaturesSpec(_Section):
 
 
 class SearchSpec(_Section):
-    families: list[str] = Field(default_factory=lambda: ["mlp", "cnn", "logistic", "random_forest"])
+    families: list[str] | None = Field(
+        None,
+        description="Default: chosen from the data's shape at search time (flat tables: gradient boosting, "
+        "forest, linear, mlp; image-shaped: mlp, cnn first), recorded in the run's tune/sweep.json.",
+    )
     scheduler: Literal["asha", "fifo"] = "asha"
     searcher: Literal["tpe", "gp", "random", "grid"] = "tpe"
     num_samples: int = Field(8, ge=1)
@@ -79,11 +83,19 @@ class SearchSpec(_Section):
         100_000, ge=100, description="Streamed data: training rows the trials see (one sample in the object store)."
     )
 
+    ensemble: bool = Field(
+        True,
+        description="Weighted ensemble of the top trials (greedy selection on validation), kept only when it "
+        "beats the single best model on validation; exported as one ONNX graph.",
+    )
+
     @field_validator("families")
     @classmethod
-    def _check_families(cls, v: list[str]) -> list[str]:
+    def _check_families(cls, v: list[str] | None) -> list[str] | None:
         from automodel.models import FAMILIES
 
+        if v is None:
+            return v
         if not v:
             raise ValueError("must list at least one family")
         for name in v:
