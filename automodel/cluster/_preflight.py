@@ -176,8 +176,9 @@ def spec_demands(spec, stages: Iterable[str] = ("search", "train")) -> list[Dema
                 key,
                 "worker",
                 bundle,
-                t.num_workers,
-                t.num_workers,
+                # "auto" fits in one process or takes the workers the cluster offers: >= 1 must fit
+                t.num_workers if isinstance(t.num_workers, int) else 1,
+                t.num_workers if isinstance(t.num_workers, int) else 1,
                 "lower train.num_workers or train.resources_per_worker"
                 + (", or set train.use_gpu: false" if t.use_gpu else ""),
             )

@@ -126,7 +126,11 @@ class ModelSpec(_Section):
 
 
 class TrainSpec(_Section):
-    num_workers: int = Field(2, ge=1)
+    num_workers: Literal["auto"] | int = Field(
+        "auto",
+        description='"auto": one in-process fit when the data is too small for data parallelism to pay '
+        "for Ray Train's start-up, else the workers the cluster offers; a number: that many Ray Train workers.",
+    )
     use_gpu: bool = False
     resources_per_worker: dict[str, float] = Field(default_factory=dict)
     epochs: int = Field(30, ge=1)
@@ -140,6 +144,18 @@ class TrainSpec(_Section):
     keep_checkpoints: int = Field(2, ge=1)
     max_failures: int = Field(3, ge=0)
     amp: bool = Field(True, description="bf16 autocast on GPUs that support it; ignored on CPU.")
+    refit: bool = Field(
+        True,
+        description="`run`: retrain the winner on train + validation for the epochs (or steps) the search "
+        "found; false: train on train for train.epochs, early-stopped on validation.",
+    )
+
+    @field_validator("num_workers", mode="before")
+    @classmethod
+    def _check_workers(cls, v: Any) -> Any:
+        if v != "auto" and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise ValueError(f'must be "auto" or an integer >= 1, got {v!r}')
+        return v
 
 
 class CompressSpec(_Section):

@@ -6,16 +6,20 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from automodel.metrics import better
 from automodel.models import FAMILIES, Family
+from automodel.models._recipe import Recipe, lr_factor
 
 
 @dataclass
 class LoopConfig:
     """The per-worker loop's inputs; plain values plus two Ray handles.
 
-    ``batch_size`` is the global batch: each of ``world`` workers takes ``batch_size / world``
-    rows a step, so the optimizer sees the same batch (and the searched ``lr`` still fits)
-    whatever ``train.num_workers`` is.
+    ``recipe.batch_size`` is the global batch: each of ``world`` workers takes
+    ``batch_size / world`` rows a step, so the optimizer sees the same batch (and the searched
+    ``lr`` still fits) whatever the number of workers is. ``epochs`` is how many epochs to run;
+    ``recipe.epochs`` the schedule's length (longer than ``epochs`` in a refit that repeats a
+    trial ASHA stopped early). ``val`` is None in a refit on train + validation.
     """
 
     family: str
@@ -27,22 +31,16 @@ class LoopConfig:
     seed: int
     metric: str
     epochs: int
-    batch_size: int
-    optimizer: str
-    lr: float
-    weight_decay: float
-    lr_schedule: str
-    warmup_epochs: int
-    grad_clip: float | None
+    recipe: Recipe
     patience: int | None
     checkpoint_every: int
-    amp: bool
     threads: int
     cache_shard: bool  # pull the shard into worker memory once (small data), else stream each epoch
     train_rows: int
     y_scaling: tuple[float, float]
-    val: Any  # ObjectRef of (X_val, y_val)
+    val: Any  # ObjectRef of (X_val, y_val), or None (refit: no rows left to validate on)
     ledger: Any  # RunLedger actor handle: attempts (restarts) and epoch rows (progress)
+    stream: Any = None  # streamed data: a train._data.WorkerStream, workers read their own files
 
     def family_instance(self) -> Family:
         """An unfitted instance of the family with the resolved params (builds the same module)."""
@@ -57,7 +55,7 @@ class LoopConfig:
         )
 
     def worker_batch(self, world: int) -> int:
-        return max(1, math.ceil(self.batch_size / world))
+        return max(1, math.ceil(self.recipe.batch_size / world))
 
     def steps_per_epoch(self, world: int) -> int:
         # Ray Data splits the rows equally (equal=True), so every worker takes the same number
@@ -65,21 +63,20 @@ class LoopConfig:
         return max(1, math.ceil((self.train_rows // world) / self.worker_batch(world)))
 
 
-def lr_factor(progress: float, epochs: int, warmup: int, schedule: str) -> float:
-    """Multiplier of the base learning rate ``progress`` epochs (fractional) into training.
+def early_stopping(
+    state: dict[str, Any], epoch: int, score: float, metric: str, patience: int | None
+) -> tuple[bool, bool]:
+    """Update ``state`` (best_score, best_epoch, bad_epochs) with epoch ``epoch``'s val score.
 
-    Linear warm-up over ``warmup`` epochs, then cosine to 1% of the base rate, or steps of 0.1 at
-    half and three quarters of the remaining epochs, or constant.
+    Returns (keep, stop): keep this epoch's weights as the best (a tie keeps the later epoch: it
+    has trained longer), and whether ``patience`` epochs without improvement have passed.
     """
-    warmup = min(warmup, max(epochs - 1, 0))
-    if progress < warmup:
-        return max(progress / warmup, 1e-3)
-    t = min(1.0, (progress - warmup) / max(epochs - warmup, 1e-9))
-    if schedule == "cosine":
-        return 0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * t))
-    if schedule == "step":
-        return 0.1 ** ((t >= 0.5) + (t >= 0.75))
-    return 1.0
+    improved = state["best_score"] is None or better(metric, score, state["best_score"])
+    state["bad_epochs"] = 0 if improved else state["bad_epochs"] + 1
+    keep = improved or score == state["best_score"]
+    if keep:
+        state.update(best_score=score, best_epoch=epoch)
+    return keep, patience is not None and state["bad_epochs"] >= patience
 
 
-__all__ = ["LoopConfig", "lr_factor"]
+__all__ = ["LoopConfig", "early_stopping", "lr_factor"]

@@ -33,19 +33,52 @@ class RunLedger:
         return {"attempts": self.attempts, "rows": self.rows, "created": self.created}
 
 
-class ProgressPoller:
-    """Prints the ledger's news while ``trainer.fit()`` runs (a daemon thread on the driver)."""
+def epoch_line(row: dict[str, Any], epochs: int, metric: str) -> str:
+    """One progress line for an epoch's row (both the Ray Train and the in-process fit)."""
+    val = row.get(f"val_{metric}")
+    score = f"  val {metric} {val:.4f}" if val is not None else ""
+    return (
+        f"epoch {row['epoch']}/{epochs}  train_loss {row['train_loss']:.4f}{score}  "
+        f"({row['time_s']:.1f}s)"
+    )
 
-    def __init__(self, ledger: Any, progress: Any, epochs: int, metric: str, every_s: float = 1.0):
-        self.ledger, self.progress, self.epochs, self.metric, self.every_s = (
-            ledger,
-            progress,
-            epochs,
-            metric,
-            every_s,
-        )
+
+def stop_line(row: dict[str, Any], epochs: int, metric: str, patience: int | None) -> str:
+    """Why training ended before ``epochs``, and which epoch's weights are kept."""
+    return (
+        f"early stop at epoch {row['epoch']}/{epochs}: val {metric} did not improve for "
+        f"{patience} epoch(s); keeping epoch {row['best_epoch']}"
+    )
+
+
+class ProgressPoller:
+    """Prints the ledger's news while ``trainer.fit()`` runs (a daemon thread on the driver).
+
+    Before the first worker group reports in, a line every ``wait_every_s`` says the run is
+    still waiting for its workers (Ray Train's start-up takes tens of seconds on a small node).
+    """
+
+    def __init__(
+        self,
+        ledger: Any,
+        progress: Any,
+        epochs: int,
+        metric: str,
+        *,
+        workers: int = 1,
+        patience: int | None = None,
+        every_s: float = 1.0,
+        wait_first_s: float = 3.0,
+        wait_every_s: float = 10.0,
+    ):
+        self.ledger, self.progress, self.epochs, self.metric = ledger, progress, epochs, metric
+        self.workers, self.patience, self.every_s = workers, patience, every_s
         self.n_attempts = self.n_rows = 0
         self.stride = max(1, epochs // 10)
+        self.started = time.time()
+        self.next_wait = self.started + wait_first_s
+        self.wait_every_s = wait_every_s
+        self.workers_up_s: float | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._run, name="automodel-train-progress", daemon=True
@@ -71,9 +104,21 @@ class ProgressPoller:
         import ray
 
         attempts, rows = ray.get(self.ledger.since.remote(self.n_attempts, self.n_rows), timeout=10)
+        now = time.time()
+        if self.n_attempts == 0 and not attempts and now >= self.next_wait:
+            self.progress(
+                "train",
+                f"waiting for {self.workers} Ray Train worker(s) to start "
+                f"({now - self.started:.0f}s so far)",
+            )
+            self.next_wait = now + self.wait_every_s
         for a in attempts:
             self.n_attempts += 1
-            if self.n_attempts > 1:
+            if self.n_attempts == 1:
+                self.workers_up_s = a["t"] - self.started
+                if self.workers_up_s > 3:
+                    self.progress("train", f"workers started after {self.workers_up_s:.0f}s")
+            else:
                 self.progress(
                     "train",
                     f"worker group restarted (restart {self.n_attempts - 1}); "
@@ -82,12 +127,16 @@ class ProgressPoller:
         for row in rows:
             self.n_rows += 1
             e = row["epoch"]
-            if e == 1 or e % self.stride == 0 or e == self.epochs or row.get("restarted"):
-                self.progress(
-                    "train",
-                    f"epoch {e}/{self.epochs}  train_loss {row['train_loss']:.4f}  "
-                    f"val {self.metric} {row[f'val_{self.metric}']:.4f}  ({row['time_s']:.1f}s)",
-                )
+            if (
+                e == 1
+                or e % self.stride == 0
+                or e == self.epochs
+                or row.get("restarted")
+                or row.get("stopped")
+            ):
+                self.progress("train", epoch_line(row, self.epochs, self.metric))
+            if row.get("stopped"):
+                self.progress("train", stop_line(row, self.epochs, self.metric, self.patience))
 
 
-__all__ = ["ProgressPoller", "RunLedger"]
+__all__ = ["ProgressPoller", "RunLedger", "epoch_line", "stop_line"]

@@ -1,8 +1,10 @@
 """The per-worker training function: what every Ray Train worker runs, top to bottom.
 
 Set up (threads, device, model, optimizer), resume from the last checkpoint if this worker group
-replaces one that died, then one loop over epochs: train on this worker's shard, score the
-validation rows, report (with a checkpoint every ``checkpoint_every`` epochs), stop early.
+replaces one that died, then one loop over epochs: train on this worker's shard with the shared
+recipe (:func:`automodel.models._recipe.train_epoch`, the function search trials train with),
+score the validation rows, report (with a checkpoint every ``checkpoint_every`` epochs), stop
+early. A refit on train + validation has no validation rows: it runs its epochs and keeps the last.
 
 Every worker ends an epoch with the same validation score (predictions are gathered from all
 workers before scoring), so early stopping stops them all at the same epoch and each worker
@@ -19,9 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from automodel.metrics import better, score
-from automodel.train._config import LoopConfig, lr_factor
-from automodel.train._data import WorkerRows, shard_audit
+from automodel.metrics import score
+from automodel.models._recipe import train_epoch, use_bf16
+from automodel.train._config import LoopConfig, early_stopping
+from automodel.train._data import WorkerRows, shard_audit, train_shard
 
 
 def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any] | None:
@@ -29,16 +32,13 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any] | None:
     import ray.train
     import ray.train.torch
     import torch
-    from torch import nn
-
-    from automodel.models import make_optimizer
 
     c = LoopConfig(**config)
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     torch.set_num_threads(c.threads)  # a worker owns its CPUs; more threads only fight the others
     device = ray.train.torch.get_device()
-    bf16 = c.amp and device.type == "cuda" and torch.cuda.is_bf16_supported()
+    bf16 = use_bf16(c.recipe, device)
 
     # ---- model: the network the search trained, initialized from the same seed on every worker
     torch.manual_seed(c.seed)
@@ -50,16 +50,15 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any] | None:
         state, saved = load_checkpoint(checkpoint)
         module.load_state_dict(saved["model"])
     model = ray.train.torch.prepare_model(module)  # to the device; DDP when world > 1
-    optimizer = make_optimizer(model, c.optimizer, c.lr, c.weight_decay)
+    optimizer = c.recipe.make_optimizer(model)
     if saved is not None:
         optimizer.load_state_dict(saved["optimizer"])
     best = saved["best"] if saved is not None else None
-    loss_fn = nn.CrossEntropyLoss() if c.task == "classification" else nn.MSELoss()
     attempt = ray.get(c.ledger.begin.remote(state["epoch"])) if rank == 0 else 0
 
     # ---- data: this worker's share of the training rows (Ray Data), its slice of validation
     rows = WorkerRows(
-        ray.train.get_dataset_shard("train"),
+        train_shard(c, rank, world),  # its Ray Data shard, or its own files (streamed data)
         batch_size=c.worker_batch(world),
         cache=c.cache_shard,
         device=device,
@@ -68,9 +67,11 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any] | None:
         task=c.task,
         y_scaling=c.y_scaling,
     )
-    X_val, y_val = ray.get(c.val)
-    mine = np.array_split(np.arange(len(X_val)), world)[rank]
-    X_mine = torch.from_numpy(np.ascontiguousarray(X_val[mine], dtype=np.float32)).to(device)
+    X_mine = y_val = None
+    if c.val is not None:  # a refit on train + validation has no rows left to score
+        X_val, y_val = ray.get(c.val)
+        mine = np.array_split(np.arange(len(X_val)), world)[rank]
+        X_mine = torch.from_numpy(np.ascontiguousarray(X_val[mine], dtype=np.float32)).to(device)
     steps = c.steps_per_epoch(world)
     audit = None
     # A group that replaces one which died after the stopping epoch's checkpoint trains no more.
@@ -79,65 +80,58 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any] | None:
     # ---- the loop
     for epoch in range(first_epoch, c.epochs + 1):
         t0 = time.time()
-        # dropout: the same draws if this epoch is redone after a restart
-        torch.manual_seed(c.seed * 100003 + epoch * 1009 + rank)
-        model.train()
-        loss_sum, seen = torch.zeros((), dtype=torch.float64, device=device), 0  # no per-step sync
-        lr = c.lr
-        for i, (xb, yb) in enumerate(rows.batches(epoch)):
-            lr = c.lr * lr_factor(
-                epoch - 1 + (i + 1) / steps, c.epochs, c.warmup_epochs, c.lr_schedule
-            )
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                out = model(xb)
-                loss = loss_fn(out if c.task == "classification" else out.reshape(-1), yb)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if c.grad_clip:
-                nn.utils.clip_grad_norm_(model.parameters(), c.grad_clip)
-            optimizer.step()
-            loss_sum += loss.detach().double() * len(yb)
-            seen += len(yb)
+        # the shared recipe: schedule, warm-up, clipping, bf16; dropout reseeded from the epoch
+        stats = train_epoch(
+            model,
+            rows.batches(epoch),
+            optimizer,
+            c.recipe,
+            task=c.task,
+            epoch=epoch,
+            steps=steps,
+            seed=c.seed,
+            rank=rank,
+        )
         # which rows each worker read: a collective, so every rank calls it
         if epoch == first_epoch:
             audit = shard_audit(rows.seen_rows(), c.train_rows, world, device)
         totals = torch.stack(
-            [loss_sum, torch.tensor(float(seen), dtype=torch.float64, device=device)]
+            [stats.loss_sum, torch.tensor(float(stats.rows), dtype=torch.float64, device=device)]
         )
         loss_total, rows_total = _sum_over_workers(totals, world)
         train_loss = float(loss_total / max(rows_total, 1.0))
-        val_score = _validation_score(model, X_mine, y_val, c, world, bf16)
+        val_score = None
+        if X_mine is not None:
+            val_score = _validation_score(model, X_mine, y_val, c, world, bf16)
 
         # ---- bookkeeping: best weights, early stopping, history (identical on every worker)
-        improved = state["best_score"] is None or better(c.metric, val_score, state["best_score"])
-        state["bad_epochs"] = 0 if improved else state["bad_epochs"] + 1
-        # a tie keeps the later epoch: it has trained longer
-        if improved or val_score == state["best_score"]:
-            state.update(best_score=val_score, best_epoch=epoch)
-            best = {
-                k: v.detach().to("cpu", copy=True) for k, v in _unwrap(model).state_dict().items()
-            }
+        stop = False
+        if val_score is not None:
+            keep, stop = early_stopping(state, epoch, val_score, c.metric, c.patience)
+            if keep:
+                best = {
+                    k: v.detach().to("cpu", copy=True)
+                    for k, v in _unwrap(model).state_dict().items()
+                }
         row = {
             "epoch": epoch,
             "train_loss": train_loss,
             f"val_{c.metric}": val_score,
-            "lr": lr,
+            "lr": stats.lr,
             "time_s": round(time.time() - t0, 3),
             "restarted": attempt > 0 and epoch == first_epoch,
         }
         state["history"].append(row)
         state["epoch"] = epoch
-        stop = state["stopped"] = c.patience is not None and state["bad_epochs"] >= c.patience
-        if rank == 0:
-            c.ledger.epoch.remote(row)
+        state["stopped"] = stop
+        if rank == 0:  # the ledger hears of the stop and the kept epoch, for the progress line
+            c.ledger.epoch.remote({**row, "stopped": stop, "best_epoch": state["best_epoch"]})
 
         # ---- checkpoint: every worker reports on the same epochs; rank 0 writes the files. Metrics
         # reach Ray only with a checkpoint (Train V2), and each report waits for the controller to
         # take the previous one, so epochs without a checkpoint do not report at all.
         if epoch % c.checkpoint_every == 0:
-            metrics = {k: v for k, v in row.items() if k != "restarted"}
+            metrics = {k: v for k, v in row.items() if k != "restarted" and v is not None}
             name = f"checkpoint_epoch{epoch:04d}"
             if rank == 0:
                 with tempfile.TemporaryDirectory() as tmp:
@@ -171,6 +165,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any] | None:
         "shards": audit,
         "device": str(device),
         "bf16": bf16,
+        "recipe": c.recipe.describe(),
         "data": "cached" if c.cache_shard else "streamed",
     }
 

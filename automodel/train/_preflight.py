@@ -27,20 +27,22 @@ def check_train_resources(train: TrainSpec, runtime: RuntimeSpec) -> None:
             )
     if runtime.address is not None:
         return
+    # "auto" takes what the machine offers, at least one worker (or the driver's own process)
+    workers = train.num_workers if isinstance(train.num_workers, int) else 1
     gpus_each = train.resources_per_worker.get("GPU", 1.0) if train.use_gpu else 0.0
     if gpus_each > 0:
-        need, have = train.num_workers * gpus_each, _local_gpus()
+        need, have = workers * gpus_each, _local_gpus()
         if have < need:
             raise ResourceError(
-                f"train.use_gpu: true needs {need:g} GPU(s) ({train.num_workers} worker(s) x {gpus_each:g}) "
+                f"train.use_gpu: true needs {need:g} GPU(s) ({workers} worker(s) x {gpus_each:g}) "
                 f"but this machine has {have:g}; set train.use_gpu: false, or set runtime.address to a "
                 "Ray cluster with GPU nodes"
             )
     cpus_each = train.resources_per_worker.get("CPU", 1.0)
-    need, have = train.num_workers * cpus_each, _local_cpus(runtime)
+    need, have = workers * cpus_each, _local_cpus(runtime)
     if need > have:
         raise ResourceError(
-            f"train.num_workers: {train.num_workers} worker(s) x {cpus_each:g} CPU need {need:g} CPUs but the "
+            f"train.num_workers: {workers} worker(s) x {cpus_each:g} CPU need {need:g} CPUs but the "
             f"local Ray has {have:g}; lower train.num_workers or train.resources_per_worker.CPU"
         )
 

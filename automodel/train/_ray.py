@@ -17,10 +17,10 @@ from automodel.models import FAMILIES, target_scaling
 from automodel.progress import Progress
 from automodel.spec import Spec
 from automodel.train._config import LoopConfig
-from automodel.train._data import cache_limit_bytes, row_bytes, to_ray_dataset
+from automodel.train._data import cache_limit_bytes, row_bytes, to_ray_dataset, worker_stream
 from automodel.train._ledger import ProgressPoller, RunLedger
 from automodel.train._loop import train_loop_per_worker
-from automodel.train._result import TrainedModel
+from automodel.train._result import Refit, TrainedModel
 
 EXPERIMENT = "train"
 
@@ -34,15 +34,26 @@ def fit_ray(
     run_dir: str | Path,
     metric: str,
     progress: Progress,
+    workers: int,
+    refit: Refit | None = None,
 ) -> TrainedModel:
-    """Train a torch family with Ray Train's TorchTrainer on ``spec.train.num_workers`` workers.
+    """Train a torch family with Ray Train's TorchTrainer on ``workers`` workers.
 
     Checkpoints go to ``<run_dir>/train`` (or ``<runtime.storage>/...`` when that is a URI, as a
     multi-node cluster needs); a worker lost mid-run restarts the group from the last one.
+    With ``refit``, the rows are train + validation and the run has no validation to stop on.
     """
     with ray_session(spec.runtime):
         return _fit(
-            spec, dataset, family, params, run_dir=run_dir, metric=metric, progress=progress
+            spec,
+            dataset,
+            family,
+            params,
+            run_dir=run_dir,
+            metric=metric,
+            progress=progress,
+            world=workers,
+            refit=refit,
         )
 
 
@@ -55,6 +66,8 @@ def _fit(
     run_dir: str | Path,
     metric: str,
     progress: Progress,
+    world: int,
+    refit: Refit | None,
 ) -> TrainedModel:
     import ray
     import torch
@@ -62,14 +75,26 @@ def _fit(
     # Train V2 by name: `ray.train` picks V1 or V2 when first imported, which may have happened
     # before automodel.cluster set RAY_TRAIN_V2_ENABLED (e.g. through ray.tune).
     from ray.train.v2.api.config import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.v2.api.exceptions import ControllerError, WorkerGroupError
     from ray.train.v2.torch.torch_trainer import TorchTrainer
 
     t = spec.train
     start = time.time()
     storage = _storage_path(spec, Path(run_dir))
-    resolved = FAMILIES[family](dataset.task, dataset.n_features, dataset.n_outputs, params).params
-    world = t.num_workers
-    shard_bytes = len(dataset.X_train) // world * row_bytes(dataset.n_features)
+    family_params = FAMILIES[family](dataset.task, dataset.n_features, dataset.n_outputs, params)
+    resolved = family_params.params
+    X, y = dataset.X_train, dataset.y_train
+    if refit is not None:  # the validation rows join the training rows
+        X, y = np.concatenate([X, dataset.X_val]), np.concatenate([y, dataset.y_val])
+    epochs = refit.epochs if refit else t.epochs
+    schedule = max(epochs, (refit.schedule_epochs or epochs) if refit else epochs)
+    # the trial's recipe (searched lr, batch size, optimizer) under the spec's train settings
+    family_params.train_settings = t
+    family_params.max_steps = schedule
+    recipe = family_params.recipe()
+    stream = worker_stream(dataset, world, refit=refit is not None)  # streamed: workers read files
+    n_rows = stream.total if stream is not None else len(X)
+    shard_bytes = n_rows // world * row_bytes(dataset.n_features)
     ledger = ray.remote(num_cpus=0)(RunLedger).remote()
     config = LoopConfig(
         family=family,
@@ -80,24 +105,17 @@ def _fit(
         params=resolved,
         seed=spec.data.seed,
         metric=metric,
-        epochs=t.epochs,
-        # An explicit model.params.batch_size (or the searched one) wins over train.batch_size.
-        batch_size=int(params.get("batch_size", t.batch_size)),
-        optimizer=str(params.get("optimizer", t.optimizer)),
-        lr=float(resolved["lr"]),
-        weight_decay=float(resolved.get("weight_decay", 0.0)),
-        lr_schedule=t.lr_schedule,
-        warmup_epochs=t.warmup_epochs,
-        grad_clip=t.grad_clip,
-        patience=t.early_stopping_patience,
+        epochs=epochs,
+        recipe=recipe,
+        patience=None if refit else t.early_stopping_patience,
         checkpoint_every=t.checkpoint_every,
-        amp=t.amp,
         threads=max(1, int(t.resources_per_worker.get("CPU", 1))),
         cache_shard=shard_bytes <= cache_limit_bytes(),
-        train_rows=len(dataset.X_train),
-        y_scaling=target_scaling(dataset.task, dataset.y_train),
-        val=ray.put((dataset.X_val, dataset.y_val)),
+        train_rows=n_rows,
+        y_scaling=target_scaling(dataset.task, y),
+        val=None if refit else ray.put((dataset.X_val, dataset.y_val)),
         ledger=ledger,
+        stream=stream,
     )
     trainer = TorchTrainer(
         train_loop_per_worker,
@@ -114,30 +132,38 @@ def _fit(
             failure_config=FailureConfig(max_failures=t.max_failures),
             checkpoint_config=CheckpointConfig(
                 num_to_keep=t.keep_checkpoints,
-                checkpoint_score_attribute=f"val_{metric}",
+                # a refit has no validation score: keep the latest checkpoints
+                checkpoint_score_attribute=None if refit else f"val_{metric}",
                 checkpoint_score_order=MODES[metric],
             ),
         ),
-        datasets={"train": to_ray_dataset(dataset.X_train, dataset.y_train, world)},
+        datasets={} if stream is not None else {"train": to_ray_dataset(X, y, world)},
     )
     progress(
         "train",
         f"{family} on {world} Ray Train worker(s){' with GPUs' if t.use_gpu else ''}, "
-        f"up to {t.epochs} epochs, checkpoints in {storage}/{EXPERIMENT}",
+        f"{'' if refit else 'up to '}{epochs} epochs, checkpoints in {storage}/{EXPERIMENT}",
     )
     # Each ray.train.report waits until the controller has taken the previous one, and the
     # controller polls workers every RAY_TRAIN_HEALTH_CHECK_INTERVAL_S (2 s by default): with short
     # epochs that wait would dominate. Ray propagates the variable to the controller and workers.
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")
     try:
-        with ProgressPoller(ledger, progress, t.epochs, metric):
+        poller = ProgressPoller(
+            ledger, progress, epochs, metric, workers=world, patience=config.patience
+        )
+        with poller:
             try:
                 result = trainer.fit()
-            except Exception as exc:  # TrainingFailedError: failures beyond train.max_failures
-                restarts = max(len(ray.get(ledger.summary.remote())["attempts"]) - 1, 0)
+            except WorkerGroupError as exc:  # a worker raised or died, more than max_failures times
                 raise TrainingError(
-                    f"training failed after {restarts} restart(s) (train.max_failures: "
-                    f"{t.max_failures}): {_root_cause(exc)}"
+                    f"training failed on the workers after {_restarts(ledger)} restart(s) "
+                    f"(train.max_failures: {t.max_failures}): {_worker_failures(exc)}"
+                ) from exc
+            except ControllerError as exc:  # e.g. the worker group could not be scheduled or saved
+                raise TrainingError(
+                    f"Ray Train's controller failed (not a worker; train.max_failures does not "
+                    f"apply): {_root_cause(exc.controller_failure)}"
                 ) from exc
         out = result.return_value
         log = ray.get(ledger.summary.remote())
@@ -153,7 +179,7 @@ def _fit(
         resolved,
         image_shape=dataset.preprocessor.image_shape,
         seed=spec.data.seed,
-        max_steps=t.epochs,
+        max_steps=schedule,
     )
     model.module_ = model.build_module()
     model.module_.load_state_dict(
@@ -162,6 +188,7 @@ def _fit(
     model.module_.eval()
     model.y_scaling_ = config.y_scaling
     model.steps_done_ = out["epochs"]
+    startup = round(log["attempts"][0]["t"] - start, 2) if log["attempts"] else None
     info = {
         "workers": world,
         "use_gpu": t.use_gpu,
@@ -171,22 +198,28 @@ def _fit(
         "backend": "ray_train",
         "kept_epoch": out["kept_epoch"],
         "stopped_early": out["stopped_early"],
-        "batch_size": config.batch_size,
-        "optimizer": config.optimizer,
-        "lr": config.lr,
-        "lr_schedule": t.lr_schedule,
+        "batch_size": recipe.batch_size,
+        "optimizer": recipe.optimizer,
+        "lr": recipe.lr,
+        "lr_schedule": recipe.schedule,
+        "recipe": out["recipe"],
         "device": out["device"],
         "bf16": out["bf16"],
         "data": out["data"],
         "shards": out["shards"],
-        # fixed cost: everything that is not an epoch (Ray Train start-up, data, restarts, shutdown)
-        "startup_s": round(log["attempts"][0]["t"] - start, 2) if log["attempts"] else None,
+        # fixed cost: from here to the first worker group's start (Ray Train start-up, data)
+        "startup_s": startup,
+        # the epochs themselves (training, validation, reporting)
+        "fit_s": round(sum(epoch_s), 2),
         "epoch_s": round(float(np.median(epoch_s)), 3) if epoch_s else None,
         "overhead_s": round(wall - sum(r["time_s"] for r in log["rows"]), 2),
         "resumed_after_epoch": [a["resumed_after_epoch"] for a in log["attempts"][1:]],
     }
     state = {k: v.detach().cpu() for k, v in model.module_.state_dict().items()}
-    return TrainedModel(model, family, resolved, info, out["history"], state)
+    history = out["history"]
+    kept = next((r for r in history if r["epoch"] == out["kept_epoch"]), None)
+    val_score = refit.val_score if refit else (kept or {}).get(f"val_{metric}")
+    return TrainedModel(model, family, resolved, info, history, state, val_score)
 
 
 def _worker_env(threads: int) -> dict | None:
@@ -214,6 +247,20 @@ def _storage_path(spec: Spec, run_dir: Path) -> str:
     if "://" in storage:
         return f"{storage.rstrip('/')}/{spec.name}/{run_dir.name}"
     return str(run_dir.resolve())
+
+
+def _restarts(ledger) -> int:
+    import ray
+
+    return max(len(ray.get(ledger.summary.remote())["attempts"]) - 1, 0)
+
+
+def _worker_failures(exc) -> str:
+    """Which worker failed and how: ``rank N: <the exception's last line>`` for each."""
+    failures = getattr(exc, "worker_failures", None) or {}
+    if not failures:
+        return _root_cause(exc)
+    return "; ".join(f"rank {rank}: {_root_cause(err)}" for rank, err in sorted(failures.items()))
 
 
 def _root_cause(exc: BaseException) -> str:
