@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import tempfile
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from automodel.data._files import FileSet, resolve_files
 from automodel.data._preprocess import Preprocessor
 from automodel.data._sources import load_table
+from automodel.data._stream import SPLIT_COLUMN, SPLITS, StreamSource, scan
 from automodel.errors import DataError, SpecError
 from automodel.spec import DataSpec
 
@@ -37,6 +42,9 @@ class Dataset:
     sha256: str
     rows: int
     summary: dict = field(default_factory=dict)
+    # Streamed data: the splits above hold the search's sample; the full splits stay in the files
+    # and the final fit and test scoring read them through this (see data/_stream.py).
+    stream: StreamSource | None = None
 
     @property
     def n_features(self) -> int:
@@ -52,9 +60,20 @@ class Dataset:
             return self
         cols = np.asarray(columns)
         return Dataset(
-            self.X_train[:, cols], self.y_train, self.X_val[:, cols], self.y_val, self.X_test[:, cols],
-            self.y_test, self.preprocessor.with_selection(list(cols)), self.task, self.classes,
-            self.raw_test, self.sha256, self.rows, self.summary,
+            self.X_train[:, cols],
+            self.y_train,
+            self.X_val[:, cols],
+            self.y_val,
+            self.X_test[:, cols],
+            self.y_test,
+            self.preprocessor.with_selection(list(cols)),
+            self.task,
+            self.classes,
+            self.raw_test,
+            self.sha256,
+            self.rows,
+            self.summary,
+            self.stream,
         )
 
 
@@ -76,13 +95,38 @@ def _frame_sha256(frame: pd.DataFrame) -> str:
     return h.hexdigest()
 
 
-def load_dataset(spec: DataSpec) -> Dataset:
-    """Load ``spec.source``, drop rows without a target, split and fit the preprocessor on train."""
+def load_dataset(
+    spec: DataSpec,
+    *,
+    files: FileSet | None = None,
+    sample_rows: int = 100_000,
+    progress: Callable[[str, str], None] | None = None,
+) -> Dataset:
+    """Load ``spec.source``, drop rows without a target, split and fit the preprocessor on train.
+
+    Args:
+        spec: the data section.
+        files: stream these files (``stream_files(spec)``; needs a running Ray): one parallel
+            pass fits the preprocessor and draws a sample of ``sample_rows`` training rows,
+            which become the returned splits; the full splits stay in the files
+            (``Dataset.stream``). None: the in-memory path.
+        sample_rows: streamed data: training rows in the sample.
+        progress: streamed data: where progress lines go.
+    """
+    if files is not None:
+        return _streamed(spec, files, sample_rows, progress)
+    if not isinstance(spec.source, str) or not spec.source.startswith(("builtin:", "synthetic:")):
+        resolved = resolve_files(spec.source)
+        if resolved.multi:  # stream: off with several files: read them all here
+            return load_dataset(spec.model_copy(update={"source": _concat_local(resolved)}))
+        spec = spec.model_copy(update={"source": _uri(resolved)})
     table = load_table(spec.source, spec.target)
     frame, target = table.frame, table.target
     missing = frame[target].isna()
     if missing.any():
-        warnings.warn(f"dropped {int(missing.sum())} row(s) with a missing target {target!r}", stacklevel=2)
+        warnings.warn(
+            f"dropped {int(missing.sum())} row(s) with a missing target {target!r}", stacklevel=2
+        )
         frame = frame[~missing].reset_index(drop=True)
     if len(frame) < 10:
         raise DataError(f"data: need at least 10 rows with a target, got {len(frame)}")
@@ -97,14 +141,20 @@ def load_dataset(spec: DataSpec) -> Dataset:
         y = codes.astype(np.int64)
     else:
         if not pd.api.types.is_numeric_dtype(y_raw):
-            raise SpecError("data.task", f"regression needs a numeric target; {target!r} is {y_raw.dtype}")
+            raise SpecError(
+                "data.task", f"regression needs a numeric target; {target!r} is {y_raw.dtype}"
+            )
         y = y_raw.to_numpy(dtype=np.float32)
 
     idx = np.arange(len(frame))
     strat = y if task == "classification" and np.bincount(y).min() >= 3 else None
-    rest, test = train_test_split(idx, test_size=spec.test_size, random_state=spec.seed, stratify=strat)
+    rest, test = train_test_split(
+        idx, test_size=spec.test_size, random_state=spec.seed, stratify=strat
+    )
     strat_rest = y[rest] if strat is not None else None
-    train, val = train_test_split(rest, test_size=spec.val_size, random_state=spec.seed, stratify=strat_rest)
+    train, val = train_test_split(
+        rest, test_size=spec.val_size, random_state=spec.seed, stratify=strat_rest
+    )
 
     prep = Preprocessor.fit(frame.iloc[train], target, task, classes, table.image_shape)
     features = frame.drop(columns=[target])
@@ -120,8 +170,91 @@ def load_dataset(spec: DataSpec) -> Dataset:
         "splits": {"train": len(train), "val": len(val), "test": len(test)},
     }
     if classes is not None:
-        summary["class_counts"] = {str(c): int(n) for c, n in zip(classes, np.bincount(y, minlength=len(classes)))}
+        summary["class_counts"] = {
+            str(c): int(n) for c, n in zip(classes, np.bincount(y, minlength=len(classes)))
+        }
     return Dataset(
-        X[train], y[train], X[val], y[val], X[test], y[test], prep, task, classes,
-        frame.iloc[test].reset_index(drop=True), _frame_sha256(frame), int(len(frame)), summary,
+        X[train],
+        y[train],
+        X[val],
+        y[val],
+        X[test],
+        y[test],
+        prep,
+        task,
+        classes,
+        frame.iloc[test].reset_index(drop=True),
+        _frame_sha256(frame),
+        int(len(frame)),
+        summary,
+    )
+
+
+def _uri(files: FileSet) -> str:
+    kind = files.filesystem.type_name
+    return files.paths[0] if kind == "local" else f"{kind}://{files.paths[0]}"
+
+
+def _concat_local(files: FileSet) -> str:
+    """Several files read into one local Parquet file (``data.stream: off``)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from automodel.data._files import _read_positioned, read_schema
+
+    schema = read_schema(files) if files.format == "csv" else None
+    tables = [
+        t for i in range(len(files)) for t in _read_positioned(files.subset([i]), 0, None, schema)
+    ]
+    table = pa.concat_tables(tables, promote_options="permissive").drop_columns(["__file", "__row"])
+    path = tempfile.NamedTemporaryFile(prefix="automodel-", suffix=".parquet", delete=False).name
+    pq.write_table(table, path)
+    return path
+
+
+def _streamed(spec: DataSpec, files: FileSet, sample_rows: int, progress) -> Dataset:
+    """The search's sample as in-memory splits, the full splits as a stream."""
+    load = scan(spec, files, sample_rows, progress)
+    prep, stream, sample = load.preprocessor, load.stream, load.sample
+    splits = []
+    for s in range(3):
+        rows = sample[sample[SPLIT_COLUMN] == s]
+        X = prep.transform(rows) if len(rows) else np.zeros((0, prep.n_features), np.float32)
+        splits += [X, stream.encode_target(rows[stream.target])]
+    internal = [SPLIT_COLUMN, "__row"]
+    raw_test = sample[sample[SPLIT_COLUMN] == 2].drop(columns=internal).reset_index(drop=True)
+    identity = json.dumps([files.names, files.sizes, stream.file_rows]).encode()
+    stats = load.stats
+    summary = {
+        "rows": int(sum(stream.counts.values())),
+        "columns": len(prep.columns) + len(prep.dropped),
+        "target": stream.target,
+        "task": stream.task,
+        "missing_values": int(sum(c["missing_all"] for c in stats["columns"].values())),
+        "dropped_target_rows": int(stats["no_target"]),
+        "dropped_columns": prep.dropped,
+        "splits": dict(stream.counts),
+        "streamed": {
+            "files": len(files),
+            "bytes": files.total_bytes,
+            "read_s": round(load.seconds, 2),
+            "search_rows": {
+                name: int((sample[SPLIT_COLUMN] == s).sum()) for s, name in enumerate(SPLITS)
+            },
+            "key": spec.key or "file and row position",
+        },
+    }
+    if stream.classes is not None:
+        counts = {json.loads(k): n for k, n in stats["target"]["values"].items()}
+        summary["class_counts"] = {str(c): int(counts.get(c, 0)) for c in stream.classes}
+    return Dataset(
+        *splits,
+        prep,
+        stream.task,
+        stream.classes,
+        raw_test,
+        hashlib.sha256(identity).hexdigest(),
+        summary["rows"],
+        summary,
+        stream,
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -94,7 +95,7 @@ class WorkerRows:
         parts = list(
             self.shard.iter_batches(batch_size=65536, batch_format="numpy", prefetch_batches=2)
         )
-        rows = np.concatenate([p["row"] for p in parts]) if parts else np.zeros(0, np.int64)
+        rows = np.concatenate([_real_rows(p) for p in parts]) if parts else np.zeros(0, np.int64)
         self.seen.append(rows)
         X = np.concatenate([p["X"] for p in parts]) if parts else np.zeros((0, 0), np.float32)
         y = np.concatenate([p["y"] for p in parts]) if parts else np.zeros(0)
@@ -119,7 +120,7 @@ class WorkerRows:
             batch_size=chunk_rows, batch_format="numpy", prefetch_batches=2
         ):
             if record:
-                self.seen.append(chunk["row"])
+                self.seen.append(_real_rows(chunk))
             X = torch.from_numpy(np.ascontiguousarray(chunk["X"], dtype=np.float32))
             y = self._target(torch.from_numpy(chunk["y"]))
             if on_gpu:
@@ -142,7 +143,8 @@ class WorkerRows:
 
 
 def shard_audit(seen: np.ndarray, n_rows: int, world: int, device: Any) -> dict[str, Any] | None:
-    """Collective: how many rows each worker read, and how many rows more than one worker read.
+    """Collective: how many rows each worker read, and how many rows more than one worker read;
+    with streamed files also which files and node each worker read.
 
     Every worker must call it. Skipped (None) on splits too large for a per-row count.
     """
@@ -151,6 +153,12 @@ def shard_audit(seen: np.ndarray, n_rows: int, world: int, device: Any) -> dict[
 
     if n_rows > 20_000_000:
         return None
+    files = None
+    if _FILES_READ:  # this worker read files itself (FileShard): say which, and on which node
+        mine = dict(_FILES_READ)
+        files = [mine] * world if world == 1 else [None] * world
+        if world > 1:
+            dist.all_gather_object(files, mine)
     counts = torch.from_numpy(np.bincount(seen, minlength=n_rows).astype(np.int32)).to(device)
     sizes = torch.zeros(world, dtype=torch.int64, device=device)
     if world > 1:
@@ -165,7 +173,201 @@ def shard_audit(seen: np.ndarray, n_rows: int, world: int, device: Any) -> dict[
         "rows": n_rows,
         "rows_covered": int((counts > 0).sum()),
         "rows_overlap": int((counts > 1).sum()),
+        **(
+            {"files_per_worker": [f["files"] for f in files], "nodes": [f["node"] for f in files]}
+            if files
+            else {}
+        ),
     }
 
 
-__all__ = ["WorkerRows", "cache_limit_bytes", "row_bytes", "shard_audit", "to_ray_dataset"]
+# ---- streamed files: each worker reads its own files ---------------------------------------------
+_FILES_READ: dict[str, Any] = {}  # what this worker process's FileShard read, for shard_audit
+
+
+def _real_rows(chunk: dict) -> np.ndarray:
+    """Row ids of a chunk without the rows a FileShard repeats to even out the workers' steps."""
+    return chunk["row"][~chunk["pad"]] if "pad" in chunk else chunk["row"]
+
+
+@dataclass(frozen=True)
+class WorkerStream:
+    """What the final fit's workers need to read the training rows from the files themselves.
+
+    ``shares[rank]`` are the files rank ``rank`` reads (each file exactly one worker's), or, with
+    fewer files than workers, every file with rows kept by ``row id % world == rank``. Every
+    worker yields ``rows`` rows an epoch (the largest share; smaller shares repeat a few of their
+    rows) so all take the same number of DDP steps.
+    """
+
+    source: Any  # automodel.data.StreamSource
+    preprocessor: Any  # automodel.data.Preprocessor, with the feature selection
+    splits: tuple[int, ...]
+    shares: list[list[int]]
+    by_rows: bool
+    rows: int  # rows each worker yields an epoch
+    total: int  # rows in the training splits (row ids are 0..total-1)
+
+
+def worker_stream(dataset: Any, world: int, *, refit: bool = False) -> WorkerStream | None:
+    """The streamed description of ``dataset``'s training rows; None for in-memory data."""
+    stream = dataset.stream
+    if stream is None:
+        return None
+    splits = (0, 1) if refit else (0,)
+    per_file = [t + (v if refit else 0) for t, v in zip(stream.file_train, stream.file_val)]
+    total = sum(stream.counts[name] for name in ("train", "val")[: len(splits)])
+    by_rows = len(stream.files) < world
+    if by_rows:
+        shares = [list(range(len(stream.files)))] * world
+        rows = math.ceil(total / world)
+    else:
+        shares = stream.worker_files(world)
+        rows = max(sum(per_file[i] for i in s) for s in shares)
+        rows = max(rows, math.ceil(total / world))
+    return WorkerStream(stream, dataset.preprocessor, splits, shares, by_rows, rows, total)
+
+
+def train_shard(config: Any, rank: int, world: int) -> Any:
+    """This worker's training rows: its Ray Data shard, or (streamed files) a FileShard."""
+    if getattr(config, "stream", None) is None:
+        import ray.train
+
+        return ray.train.get_dataset_shard("train")
+    return FileShard(config.stream, rank, world, config.seed)
+
+
+class FileShard:
+    """One worker's training rows read straight from its files, encoded as they arrive.
+
+    Quacks like the ``iter_batches`` of a Ray Data shard (what :class:`WorkerRows` reads):
+    numpy chunks of ``{"X", "y", "row", "pad"}``. A background thread reads and encodes the next
+    chunks while the training step runs (``prefetch_batches``). ``row`` numbers the training
+    rows 0..total-1 the same way on every worker (files in order, rows in file order), so the
+    driver's audit can check that the workers' shares are disjoint and cover the split.
+    """
+
+    def __init__(self, stream: WorkerStream, rank: int, world: int, seed: int):
+        self.stream, self.rank, self.world, self.seed = stream, rank, world, seed
+        self.epoch = 0
+        # training rows before each file: row ids are global, whichever worker reads the file
+        self.offsets = np.concatenate([[0], np.cumsum(stream.source.file_train)[:-1]]).astype(
+            np.int64
+        )
+        self.files = stream.shares[rank]
+
+    def _rows(self, order: list[int]) -> Iterator[dict[str, np.ndarray]]:
+        from automodel.data._stream import batches_from_files
+
+        s = self.stream
+        for i in order:
+            for split in s.splits:
+                # row ids: position among the file's rows of this split, after the split's rows of
+                # earlier files (val ids after all train ids)
+                base = (
+                    self.offsets[i]
+                    if split == 0
+                    else s.source.counts["train"] + _val_offset(s.source, i)
+                )
+                count = 0
+                for X, y, _ in batches_from_files(s.source, [i], s.preprocessor, split):
+                    ids = base + count + np.arange(len(X), dtype=np.int64)
+                    count += len(X)
+                    if s.by_rows:
+                        keep = ids % self.world == self.rank
+                        X, y, ids = X[keep], y[keep], ids[keep]
+                    if len(X):
+                        yield {"X": X, "y": y, "row": ids}
+
+    def iter_batches(
+        self, *, batch_size: int, batch_format: str = "numpy", prefetch_batches: int = 2
+    ):
+        """Chunks of exactly ``batch_size`` rows (the last may be shorter), ``stream.rows`` rows in all."""
+        import ray
+
+        rng = np.random.default_rng(self.seed * 7919 + self.epoch * 31 + self.rank)
+        self.epoch += 1
+        order = [int(i) for i in rng.permutation(self.files)]  # file order reshuffled each pass
+        _FILES_READ.update(
+            node=ray.get_runtime_context().get_node_id(),
+            files=[self.stream.source.files.names[i] for i in sorted(self.files)],
+        )
+
+        def padded() -> Iterator[dict[str, np.ndarray]]:
+            left, first = self.stream.rows, True
+            while left > 0:
+                produced = 0
+                for part in self._rows(order):
+                    part = {k: v[:left] for k, v in part.items()}
+                    part["pad"] = np.full(len(part["row"]), not first)
+                    left -= len(part["row"])
+                    produced += len(part["row"])
+                    yield part
+                    if left <= 0:
+                        return
+                if produced == 0:
+                    raise RuntimeError(f"training worker {self.rank} has no rows in its files")
+                first = False  # a second pass over the share only evens out the step count
+
+        yield from _prefetched(_rechunk(padded(), batch_size), prefetch_batches)
+
+
+def _val_offset(source: Any, index: int) -> int:
+    return int(np.sum(source.file_val[:index], dtype=np.int64))
+
+
+def _rechunk(parts: Iterator[dict[str, np.ndarray]], size: int) -> Iterator[dict[str, np.ndarray]]:
+    buf: list[dict[str, np.ndarray]] = []
+    held = 0
+    for part in parts:
+        buf.append(part)
+        held += len(part["row"])
+        while held >= size:
+            merged = {k: np.concatenate([b[k] for b in buf]) for k in buf[0]}
+            yield {k: v[:size] for k, v in merged.items()}
+            rest = {k: v[size:] for k, v in merged.items()}
+            buf, held = ([rest] if len(rest["row"]) else []), len(rest["row"])
+    if held:
+        yield {k: np.concatenate([b[k] for b in buf]) for k in buf[0]}
+
+
+def _prefetched(items: Iterator[Any], depth: int) -> Iterator[Any]:
+    """``items`` produced by a background thread up to ``depth`` ahead (reading and encoding
+    overlap the training step; pyarrow and numpy release the GIL for most of it)."""
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=max(1, depth))
+    done = object()
+    failure: list[BaseException] = []
+
+    def produce() -> None:
+        try:
+            for item in items:
+                q.put(item)
+        except BaseException as exc:  # re-raised in the consumer
+            failure.append(exc)
+        finally:
+            q.put(done)
+
+    threading.Thread(target=produce, daemon=True).start()
+    while True:
+        item = q.get()
+        if item is done:
+            if failure:
+                raise failure[0]
+            return
+        yield item
+
+
+__all__ = [
+    "FileShard",
+    "WorkerRows",
+    "WorkerStream",
+    "cache_limit_bytes",
+    "row_bytes",
+    "shard_audit",
+    "to_ray_dataset",
+    "train_shard",
+    "worker_stream",
+]
