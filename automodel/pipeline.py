@@ -25,7 +25,7 @@ from automodel.progress import Progress
 from automodel.report import finish_run, record_features, tracking_callbacks
 from automodel.search import SearchResult, default_families, feature_ranking, tune
 from automodel.spec import Spec, dump_spec
-from automodel.train import TrainedModel, check_train_resources, train_model
+from automodel.train import Refit, TrainedModel, check_train_resources, train_model
 
 
 @dataclass
@@ -65,6 +65,8 @@ def build_artifact(spec: Spec, dataset: Dataset, trained: TrainedModel, path: Pa
     # the row of the weights that were kept (early stopping keeps the best epoch's, not the last)
     kept = trained.info.get("kept_epoch")
     val = next((r for r in history if r.epoch == kept), history[-1]) if history else None
+    # after a refit on train + validation (card.train.refit): the search's score, from before it
+    val_score = trained.val_score if trained.val_score is not None else (val.val().get(metric) if val else None)
     card = Card(
         name=spec.model_name,
         task=dataset.task,
@@ -75,7 +77,7 @@ def build_artifact(spec: Spec, dataset: Dataset, trained: TrainedModel, path: Pa
         encoded_features=dataset.n_features,
         classes=dataset.classes,
         metrics=Metrics(test=test_metrics(trained, dataset),
-                        val={metric: val.val().get(metric)} if val is not None else {}),
+                        val={metric: val_score} if val is not None or val_score is not None else {}),
         train=TrainInfo.model_validate(trained.info),
         history=history,
         data=DataInfo(source=spec.data.source, rows=dataset.rows, sha256=dataset.sha256,
@@ -114,7 +116,10 @@ def run(spec: Spec, out: str | Path | None = None, *, progress: Progress | None 
         data = dataset.select(top_k(ranking, result.k) if ranking is not None else None)
         record_features(run_dir, spec, dataset, ranking, result.k)
         progress("train", f"retraining {result.family}")
-        trained = train_model(spec, data, result.family, result.params, run_dir=run_dir, progress=progress)
+        # refit on train + validation for the epochs (or tree steps) the winning trial trained
+        refit = Refit.of_search(result, spec.search.max_epochs) if spec.train.refit else None
+        trained = train_model(spec, data, result.family, result.params, run_dir=run_dir, progress=progress,
+                              refit=refit)
         if data.stream is not None:  # what the final fit saw (the search saw the sample)
             ray_fit = trained.info.get("backend") == "ray_train"  # else fitted in-process on the sample
             trained.info.setdefault("rows_seen", data.stream.counts["train"] if ray_fit else len(data.X_train))

@@ -51,8 +51,13 @@ def run_trial(
     max_steps: int,
     cv_folds: int,
     seed: int,
+    train: Any = None,
 ) -> None:
-    """Report ``metric`` on the validation split (or the CV mean) after every fidelity step."""
+    """Report ``metric`` on the validation split (or the CV mean) after every fidelity step.
+
+    ``train`` (the spec's ``TrainSpec``): torch families train with the final fit's recipe
+    settings (schedule, warm-up, clipping, AMP) and report their device, lr and recipe.
+    """
     import torch
     from ray import tune
 
@@ -62,7 +67,7 @@ def run_trial(
     cls = FAMILIES[family]
 
     def make():
-        return cls(
+        model = cls(
             d.task,
             d.n_features,
             d.n_outputs,
@@ -71,6 +76,9 @@ def run_trial(
             seed=seed,
             max_steps=max_steps,
         )
+        if cls.kind == "torch":
+            model.train_settings = train
+        return model
 
     if cv_folds > 1 and cls.kind == "sklearn":
         folds = [(make(), *split) for split in _cv_splits(d, cv_folds, seed)]
@@ -90,5 +98,7 @@ def run_trial(
                 "loss": float(np.mean(losses)) if losses else None,
                 "n_steps": n_steps,
                 "fidelity": fidelity(step, n_steps, max_steps),
+                # torch: lr, device ("cuda" on a GPU the trial reserved), bf16, recipe identity
+                **getattr(folds[0][0], "last_epoch_", {"device": "cpu"}),
             }
         )

@@ -275,6 +275,7 @@ def _trainable(
         max_steps=s.max_epochs,
         cv_folds=s.cv_folds,
         seed=spec.data.seed,
+        train=spec.train,  # torch trials train with the final fit's recipe settings
     )
     # Fractional CPUs let small trials pack several to a core; a GPU share packs them on a GPU.
     return rt.with_resources(fn, {"cpu": s.cpus_per_trial, "gpu": s.gpus_per_trial})

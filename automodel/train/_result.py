@@ -23,6 +23,19 @@ class Refit:
     val_score: float | None = None
     schedule_epochs: int | None = None
 
+    @classmethod
+    def of_search(cls, result: Any, schedule_epochs: int) -> Refit | None:
+        """What the winner of ``result`` (a ``SearchResult``) did: its steps and its val score.
+
+        The leaderboard's score is the trial's last report, so its ``iterations`` are the
+        epochs (or tree steps) that reached it.
+        """
+        board = result.leaderboard.dropna(subset=[result.metric])
+        if board.empty:
+            return None
+        steps = int(board.iloc[0]["iterations"])
+        return cls(epochs=max(steps, 1), val_score=result.score, schedule_epochs=schedule_epochs)
+
 
 @dataclass
 class TrainedModel:
