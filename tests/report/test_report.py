@@ -1,16 +1,20 @@
-"""report.html from run directories written as plain files: every section, every absence, the CLI."""
+"""report.html from a real run directory (tests/report/conftest.py): every section, what each
+absent part turns into, old and broken files, the CLI."""
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 import shutil
 
 import pytest
 
+from automodel.contracts import Card
 from automodel.report import ReportError, write_report
 from tests.conftest import run_cli
-from tests.report.fakerun import write_fake_run
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 REMOTE = re.compile(r"""(?:https?:|ftp:)?//[\w.-]+\.\w|url\(|@import|<link\b|\bsrc\s*=""", re.I)
 
@@ -24,12 +28,24 @@ def assert_self_contained(html: str) -> None:
     assert not hits, f"report references something outside itself: {hits[:5]}"
 
 
-def test_full_classification_run(tmp_path):
-    run = write_fake_run(tmp_path / "run")
-    path = write_report(run)
-    assert path == run / "report.html"
-    html = path.read_text()
-    assert_self_contained(html)
+def section(html: str, key: str) -> str:
+    return html.split(f'<section id="{key}">')[1].split("</section>")[0]
+
+
+@pytest.fixture
+def run_copy(pipeline_run, tmp_path):
+    """A copy of the real run directory that a test may cut down."""
+    run, _, _ = pipeline_run
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("tune", "train", "tensorboard"))
+    return copy
+
+
+def test_every_section_of_a_real_run(pipeline_run):
+    run, _, _ = pipeline_run
+    html = (run / "report.html").read_text()
+    card = Card.read(run / "artifact/card.json")
+    board = list(csv.DictReader((run / "leaderboard.csv").open()))
     assert {
         "class-balance",
         "features",
@@ -40,77 +56,81 @@ def test_full_classification_run(tmp_path):
         "test-metrics",
         "compression",
     } <= plots(html)
-    assert any(p.startswith("hparam-") for p in plots(html))
-    card = json.loads((run / "artifact/card.json").read_text())
-    # The headline: best family and its test metric.
-    assert f'<div class="v">{card["family"]}</div>' in html
-    assert '<div class="k">test accuracy</div><div class="v">0.9722</div>' in html
-    # Leaderboard: one row a trial, best first, sortable.
-    board = html.split('<section id="leaderboard">')[1].split("</section>")[0]
-    assert board.count("<tr") == 1 + 9 and 'class="sortable leaderboard"' in board
-    first = re.search(r'<tr class="best"><td>1</td><td><code>(\w+)</code>', board).group(1)
-    assert first == (run / "leaderboard.csv").read_text().splitlines()[1].split(",")[0]
-    # ASHA's early stops are marked on the curves; restarts on the training history.
+    # Leaderboard: one row a trial, the CSV's order, the CSV's best first.
+    rows = section(html, "leaderboard")
+    assert rows.count("<tr") == 1 + len(board)
+    first = re.search(r'<tr class="best"><td>1</td><td><code>(\w+)</code>', rows).group(1)
+    assert first == board[0]["trial_id"]
+    # ASHA's early stops, as the leaderboard records them, are crossed on the learning curves.
     curves = html.split('data-plot="learning-curves"')[1].split("</svg>")[0]
-    assert curves.count("stopped early by ASHA") == 4  # trials 2, 3, 6, 7
-    assert "worker restart" in html.split('data-plot="train-loss"')[1].split("</svg>")[0]
-    # Kept k is marked on the feature ranking; compression shows chosen and rejected variants.
-    assert "k = 48</b> of 64" in html and "kept k = 48 above" in html
-    comp = html.split('data-plot="compression"')[1].split("</svg>")[0]
-    assert "pruned+int8 (chosen)" in comp and "int8 (rejected)" in comp and "drop 0.0611" in comp
+    stopped = {r["trial_id"] for r in board if r["status"] == "stopped_early"}
+    assert len(
+        set(re.findall(r"trial (\w+) \([^)]*\) iteration \d+: [^<]*stopped early", curves))
+    ) == len(stopped)
+    # Test metrics: the card's, and the baseline that predicts the majority class is worse.
+    metrics = section(html, "test")
+    assert "baseline (majority class), test" in metrics
+    evaluation = json.loads((run / "evaluation.json").read_text())
+    assert evaluation["baseline"]["accuracy"] < card.metrics.test["accuracy"]
+    # ... which is the share of one class (the training split's most common) in the test split.
+    shares = [sum(row) / evaluation["n"] for row in evaluation["confusion_matrix"]]
+    assert min(abs(evaluation["baseline"]["accuracy"] - s) for s in shares) < 1e-9
+    # Compression: the variant the card shipped is the chosen one in the table.
     table = html.split('class="compression"')[1].split("</table>")[0]
-    statuses = re.findall(r"<tr[^>]*><td>([^<]+)</td>.*?class=\"st (\w+)\"", table)
-    assert statuses == [
-        ("float", "baseline"),
-        ("pruned", "qualified"),
-        ("int8", "rejected"),
-        ("pruned+int8", "chosen"),
-    ]
-    # Serving numbers, spec, data summary and lineage.
-    assert "Ray Serve (HAProxy)" in html and "1,570" in html
-    assert "resolved spec.yaml" in html and "quantize: int8" in html
-    assert "missing values" in html and "1,797" in html
-    for item in ("automodel", "Ray", "torch", "data sha256", "ab" * 32, "88.8 s"):
-        assert item in html
-
-
-def test_regression_run_plots_predicted_vs_actual(tmp_path):
-    html = write_report(write_fake_run(tmp_path / "run", task="regression")).read_text()
-    assert "test-metrics" in plots(html) and "class-balance" not in plots(html)
-    assert "predicted vs actual" in html and "test r2" in html
-
-
-def test_partial_run_dirs_skip_what_is_absent(tmp_path):
-    full = write_fake_run(tmp_path / "full")
-    # A sweep alone (`automodel tune`): leaderboard only.
-    tune_only = tmp_path / "tune"
-    tune_only.mkdir()
-    shutil.copy(full / "leaderboard.csv", tune_only)
-    html = write_report(tune_only).read_text()
-    assert (
-        "No learning curves" in html
-        and "did not train" in html
-        and "test-metrics" not in plots(html)
+    statuses = dict(re.findall(r"<tr[^>]*><td>([^<]+)</td>.*?class=\"st (\w+)\"", table))
+    assert statuses[card.compression.chosen] == "chosen" and statuses["float"] in (
+        "baseline",
+        "chosen",
     )
-    assert 'class="sortable leaderboard"' in html
-    # A trained model without search, history or compression (`automodel train`).
-    train_only = tmp_path / "train"
+    # No restart in this run: the training section says none.
+    assert card.restart_epochs == [] and "worker restart" not in html
+    # This run's facts only: no benchmark tables from the repository.
+    assert "Serving benchmark" not in html and "HAProxy" not in html
+    assert card.data.sha256 in section(html, "lineage")
+
+
+def test_partial_run_dirs_skip_what_is_absent(run_copy, tmp_path):
+    # A sweep alone (`automodel tune`): leaderboard only.
+    tune_only = tmp_path / "tune_only"
+    tune_only.mkdir()
+    shutil.copy(run_copy / "leaderboard.csv", tune_only)
+    html = write_report(tune_only).read_text()
+    assert "No learning curves" in html and "did not train" in html
+    assert "test-metrics" not in plots(html) and 'class="sortable leaderboard"' in html
+    # A trained model without search, history or compression (`automodel train` of a tree).
+    train_only = tmp_path / "train_only"
     (train_only / "artifact").mkdir(parents=True)
-    card = json.loads((full / "artifact/card.json").read_text())
+    card = json.loads((run_copy / "artifact/card.json").read_text())
     for key in ("history", "compression", "search"):
         card.pop(key)
     (train_only / "artifact/card.json").write_text(json.dumps(card))
     html = write_report(train_only).read_text()
-    assert (
-        "No leaderboard" in html and "was not compressed" in html and "no confusion matrix" in html
-    )
+    assert "No leaderboard" in html and "was not compressed" in html
+    assert "no confusion matrix" in html and "no per-epoch history" in html
     assert "No learning curves" not in html and "Hyperparameters" not in html
-    assert "no per-epoch history" in html
-    # A torn last line in trials.jsonl (sweep killed mid-write) is a warning, not a failure.
-    with (full / "trials.jsonl").open("a") as fh:
+    # A torn last line in trials.jsonl (a sweep killed mid-write) is a warning, not a failure.
+    with (run_copy / "trials.jsonl").open("a") as fh:
         fh.write('{"trial_id": "t0')
-    html = write_report(full).read_text()
+    html = write_report(run_copy).read_text()
     assert "learning-curves" in plots(html) and "is not JSON; skipped" in html
+
+
+def test_cards_from_before_contracts_load_and_broken_ones_are_named(run_copy):
+    path = run_copy / "artifact/card.json"
+    card = json.loads(path.read_text())
+    # Version 0: an artifact written before cards carried a schema_version.
+    path.write_text(json.dumps({k: v for k, v in card.items() if k != "schema_version"}))
+    html = write_report(run_copy).read_text()
+    assert f'<div class="v">{card["family"]}</div>' in html and "Warnings" not in html
+    # A card that does not fit: the report says which file and why, and still shows the rest.
+    path.write_text(json.dumps({**card, "history": [{"epoch": "first"}]}))
+    html = write_report(run_copy).read_text()
+    warnings = section(html, "warnings")
+    assert "card.json: not a valid Card" in warnings and "history.0.epoch" in warnings
+    assert 'class="sortable leaderboard"' in html
+    # From a newer automodel: say so, do not guess.
+    path.write_text(json.dumps({**card, "schema_version": 99}))
+    assert "written by a newer automodel" in section(write_report(run_copy).read_text(), "warnings")
 
 
 def test_not_a_run_dir(tmp_path):
@@ -120,16 +140,15 @@ def test_not_a_run_dir(tmp_path):
         write_report(tmp_path / "missing")
 
 
-def test_cli_report_rewrites_and_rejects(tmp_path):
-    run = write_fake_run(tmp_path / "run")
-    r = run_cli("report", str(run), timeout=120)
+def test_cli_report_rewrites_and_rejects(run_copy, tmp_path):
+    (run_copy / "report.html").unlink()
+    r = run_cli("report", str(run_copy), timeout=120)
     assert r.returncode == 0, r.stderr
-    assert f"report: {run / 'report.html'}" in r.stdout
-    assert "learning-curves" in plots((run / "report.html").read_text())
+    assert f"report: {run_copy / 'report.html'}" in r.stdout
+    html = (run_copy / "report.html").read_text()
+    assert_self_contained(html)
+    assert "learning-curves" in plots(html)
     r = run_cli("report", str(tmp_path / "nope"), timeout=120)
     assert r.returncode == 2
-    assert (
-        r.stderr.strip().count("\n") == 0
-        and "not a directory" in r.stderr
-        and "Traceback" not in r.stderr
-    )
+    assert r.stderr.strip().count("\n") == 0 and "not a directory" in r.stderr
+    assert "Traceback" not in r.stderr

@@ -14,33 +14,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_cli
-from tests.report.fakerun import write_fake_run
 from tests.report.test_report import assert_self_contained, plots
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 OUTPUT = Path(__file__).resolve().parent / "output"
-
-SPEC = """\
-name: reportcheck
-data: {source: "builtin:wine"}
-features: {method: mutual_info, k: [4, 13]}
-search: {families: [logistic, mlp, random_forest], num_samples: 6, max_epochs: 6, grace_period: 1}
-train: {epochs: 6, num_workers: 1}
-compress: {quantize: int8}
-tracking: {mlflow: "file:./mlruns", tensorboard: true}
-runtime: {num_cpus: 2}
-"""
-
-
-@pytest.fixture(scope="module")
-def pipeline_run(tmp_path_factory):
-    """`automodel run` in a fresh working directory, so ``file:./mlruns`` lands there."""
-    cwd = tmp_path_factory.mktemp("report_run")
-    (cwd / "spec.yaml").write_text(SPEC)
-    r = run_cli("run", "spec.yaml", "--out", "run", cwd=cwd, timeout=900)
-    assert r.returncode == 0, r.stderr[-3000:]
-    return cwd / "run", r, cwd
 
 
 def test_report_of_a_real_run(pipeline_run):
@@ -162,17 +140,9 @@ def render(report: Path, shot: Path) -> None:
 
 
 @pytest.mark.skipif(_chromium() is None, reason="needs Debian's chromium (.ci/apt-packages)")
-def test_report_renders_in_headless_chromium(pipeline_run, tmp_path):
+def test_report_renders_in_headless_chromium(pipeline_run):
     run, _, _ = pipeline_run
     render(run / "report.html", OUTPUT / "report_real_run.png")
-    # Every section drawn, from a run directory holding all that the stages can write.
-    render(write_report_of_fake(tmp_path), OUTPUT / "report_all_sections.png")
-
-
-def write_report_of_fake(tmp_path: Path) -> Path:
-    from automodel.report import write_report
-
-    return write_report(write_fake_run(tmp_path / "fake"))
 
 
 def test_quiet_train_stage_writes_its_report(tmp_path):
