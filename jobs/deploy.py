@@ -8,31 +8,22 @@ again with a new artifact of the same model: the replicas load it in place (user
 no request is dropped and responses name the new version.
 """
 
-import argparse
-import os
 import sys
-from pathlib import Path
 
-# The submitted working directory's automodel wins over an installed one: the job runs the code
-# that was sent.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import _path  # noqa: F401  (first: the automodel that was sent wins over an installed one)
 
-from automodel.errors import AutomodelError  # noqa: E402
+from automodel.cluster.launch import job_parser
+from automodel.errors import AutomodelError
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="jobs/deploy.py", description=__doc__.splitlines()[0])
+    p = job_parser("deploy", __doc__.splitlines()[0], address_default="auto")
     p.add_argument(
         "--artifact", required=True, help="artifact directory, as the cluster's nodes see it"
     )
     p.add_argument("--out", help="also write the Serve config YAML here")
     p.add_argument(
         "--port", type=int, help="HTTP port (default: serve.port); fixed once Serve runs"
-    )
-    p.add_argument(
-        "--address",
-        default=os.environ.get("RAY_ADDRESS", "auto"),
-        help="Ray cluster to join (default: RAY_ADDRESS, which `ray job submit` sets)",
     )
     p.add_argument("--no-apply", action="store_true", help="only write the config")
     args = p.parse_args(argv)

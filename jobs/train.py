@@ -8,13 +8,10 @@ resources first, then calls the same library functions as `automodel train`.
 """
 
 import sys
-from pathlib import Path
 
-# The submitted working directory's automodel wins over an installed one: the job runs the code
-# that was sent.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import _path  # noqa: F401  (first: the automodel that was sent wins over an installed one)
 
-from automodel.cluster.launch import job_main  # noqa: E402
+from automodel.cluster.launch import job_main
 
 if __name__ == "__main__":
     sys.exit(job_main("train"))

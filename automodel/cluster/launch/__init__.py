@@ -5,7 +5,7 @@ uses the bottom layer, :mod:`automodel.cluster`, for connecting and preflight.
 """
 
 from automodel.cluster.launch._docker import write_docker_context
-from automodel.cluster.launch._job import job_main
+from automodel.cluster.launch._job import job_main, job_parser
 from automodel.cluster.launch._submit import job_status, stop_job, submit
 
-__all__ = ["job_main", "job_status", "stop_job", "submit", "write_docker_context"]
+__all__ = ["job_main", "job_parser", "job_status", "stop_job", "submit", "write_docker_context"]

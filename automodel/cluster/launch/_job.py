@@ -21,10 +21,26 @@ JOBS = ("pipeline", "train", "sweep")
 JOB_STAGES = {"pipeline": ("search", "train"), "train": ("train",), "sweep": ("search",)}
 
 
-def _parser(job: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog=f"jobs/{job}.py", description=f"automodel {job} job for `ray job submit`"
+def job_parser(
+    job: str, description: str, *, address_default: str | None = None
+) -> argparse.ArgumentParser:
+    """The parser every ``jobs/<job>.py`` starts from: its name and ``--address``.
+
+    ``--address`` defaults to ``RAY_ADDRESS`` (which ``ray job submit`` sets), else
+    ``address_default`` (None: the spec's ``runtime.address``).
+    """
+    p = argparse.ArgumentParser(prog=f"jobs/{job}.py", description=description)
+    fallback = "the spec's runtime.address" if address_default is None else repr(address_default)
+    p.add_argument(
+        "--address",
+        default=os.environ.get("RAY_ADDRESS", address_default),
+        help=f"Ray cluster to join (default: RAY_ADDRESS, which `ray job submit` sets; else {fallback})",
     )
+    return p
+
+
+def _parser(job: str) -> argparse.ArgumentParser:
+    p = job_parser(job, f"automodel {job} job for `ray job submit`")
     p.add_argument(
         "--spec",
         required=job != "pipeline",
@@ -32,11 +48,6 @@ def _parser(job: str) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--out", help="run directory; on a multi-node cluster use shared storage (NFS or s3://)"
-    )
-    p.add_argument(
-        "--address",
-        default=os.environ.get("RAY_ADDRESS"),
-        help="Ray cluster to join (default: RAY_ADDRESS, which `ray job submit` sets; else the spec's)",
     )
     if job == "sweep":
         p.add_argument("--resume", action="store_true", help="continue the sweep in --out")
