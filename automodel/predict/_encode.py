@@ -82,6 +82,7 @@ class BatchEncoder:
                 self.kept[c.name] = selected is None or offset in selected
             offset += c.width
         numeric = [c for c in prep.columns if c.kind == "numeric"]
+        self.numeric_cols = numeric
         self.fill = np.array([c.fill for c in numeric], dtype=np.float64)
         self.mean = np.array([c.mean for c in numeric], dtype=np.float64)
         self.std = np.array([c.std for c in numeric], dtype=np.float64)
@@ -93,47 +94,69 @@ class BatchEncoder:
         return [c for c in self.columns if c not in have]
 
     def encode(self, table: pa.Table) -> Encoded:
+        """Encode a batch; a row's reason is the first refused value, in column order."""
         n = table.num_rows
         reasons = np.full(n, None, dtype=object)
-        numeric_cols = [c for c in self.prep.columns if c.kind == "numeric"]
-        raw = np.empty((n, len(numeric_cols)), dtype=np.float64)
-        for j, c in enumerate(numeric_cols):
-            raw[:, j] = self._numbers(table, c.name, reasons)
-        # ±Infinity: refused in every numeric column, kept by the model or not (serving's pandas
-        # path raises on it before any selection).
-        inf_rows, inf_cols = np.nonzero(np.isinf(raw))
-        for r, j in zip(inf_rows, inf_cols):
-            if reasons[r] is None:
-                reasons[r] = f"column {numeric_cols[j].name!r}: non-finite value ({raw[r, j]})"
-        filled = np.where(np.isnan(raw), self.fill, raw)
-        with np.errstate(over="ignore", invalid="ignore"):
-            scaled = ((filled - self.mean) / self.std).astype(np.float32)
-        out_rows, out_cols = np.nonzero(~np.isfinite(scaled))
-        for r, j in zip(out_rows, out_cols):
-            name = numeric_cols[j].name
-            if reasons[r] is None and self.kept[name] and np.isfinite(raw[r, j]):
-                reasons[r] = (
-                    f"column {name!r}: value {float(raw[r, j])!r} is out of range "
-                    "(not finite once scaled to float32)"
+        bad = np.zeros(n, dtype=bool)
+        numeric, raw = [], {}
+        for j, c in enumerate(self.numeric_cols):
+            v = self._numbers(table, c.name, reasons, bad)
+            if not self.numeric_only:
+                raw[c.name] = v
+            # ±Infinity: refused in every numeric column, kept by the model or not (serving's
+            # pandas path raises on it before any selection).
+            inf = np.isinf(v)
+            if inf.any():
+                self._refuse(
+                    inf,
+                    reasons,
+                    bad,
+                    lambda r, v=v, c=c: f"column {c.name!r}: non-finite value ({v[r]})",
                 )
-        good = pd.isna(reasons) if n else np.ones(0, bool)
+            nan = np.isnan(v)
+            filled = np.where(nan, self.fill[j], v) if nan.any() else v
+            with np.errstate(over="ignore", invalid="ignore"):
+                z = ((filled - self.mean[j]) / self.std[j]).astype(np.float32)
+            if self.kept[c.name]:
+                out = ~np.isfinite(z) & ~inf
+                if out.any():
+                    self._refuse(
+                        out,
+                        reasons,
+                        bad,
+                        lambda r, v=v, c=c: (
+                            f"column {c.name!r}: value {float(v[r])!r} is out of range "
+                            "(not finite once scaled to float32)"
+                        ),
+                    )
+            numeric.append(z)
+        good = ~bad
         if self.numeric_only:
-            X = scaled[good]
-            if self.selected is not None:
-                X = X[:, self.selected]
+            kept = numeric if self.selected is None else [numeric[i] for i in self.selected]
+            X = np.stack(kept, axis=1) if kept else np.zeros((n, 0), np.float32)
+            if bad.any():
+                X = X[good]
         else:
-            X = self._mixed(table, numeric_cols, raw, good, reasons)
+            X = self._mixed(table, raw, good, reasons)
         return Encoded(np.ascontiguousarray(X, dtype=np.float32), good, reasons)
 
+    @staticmethod
+    def _refuse(rows: np.ndarray, reasons: np.ndarray, bad: np.ndarray, why) -> None:
+        for r in np.flatnonzero(rows & ~bad):
+            reasons[r] = why(r)
+            bad[r] = True
+
     # ---- columns -------------------------------------------------------------------------------
-    def _numbers(self, table: pa.Table, name: str, reasons: np.ndarray) -> np.ndarray:
+    def _numbers(
+        self, table: pa.Table, name: str, reasons: np.ndarray, bad: np.ndarray
+    ) -> np.ndarray:
         """One numeric column as float64 (nulls as NaN); text that is not a number is refused."""
         col = table.column(name)
         t = col.type
         if pa.types.is_dictionary(t):
             col, t = col.cast(t.value_type), t.value_type
         if pa.types.is_string(t) or pa.types.is_large_string(t):
-            return self._parse_text(col, name, reasons)
+            return self._parse_text(col, name, reasons, bad)
         if not numeric_input_type(t):
             raise DataError(f"input: column {name!r}: expected numbers, the file has {t}")
         # safe=False: int64 beyond 2**53 rounds, as float() would in serving.
@@ -141,7 +164,9 @@ class BatchEncoder:
         return values.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
 
     @staticmethod
-    def _parse_text(col: pa.ChunkedArray, name: str, reasons: np.ndarray) -> np.ndarray:
+    def _parse_text(
+        col: pa.ChunkedArray, name: str, reasons: np.ndarray, bad: np.ndarray
+    ) -> np.ndarray:
         try:  # the common case: every value is a number or missing
             return pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)
         except pa.ArrowInvalid:
@@ -152,13 +177,14 @@ class BatchEncoder:
             v = text.iat[r]
             if v is None or str(v).strip().lower() in _MISSING_TEXT:
                 continue
-            if reasons[r] is None:
+            if not bad[r]:
                 shown = repr(v) if len(v) <= 40 else repr(v[:37] + "...")
                 reasons[r] = f"column {name!r}: expected a number, got {shown}"
+                bad[r] = True
         return values
 
     def _mixed(
-        self, table: pa.Table, numeric_cols: list, raw: np.ndarray, good: np.ndarray, reasons
+        self, table: pa.Table, raw: dict[str, np.ndarray], good: np.ndarray, reasons: np.ndarray
     ) -> np.ndarray:
         """Categorical or date columns present: the good rows through ``Preprocessor.transform``.
 
@@ -170,10 +196,9 @@ class BatchEncoder:
         if not len(index):
             return np.zeros((0, self.prep.n_features), dtype=np.float32)
         frame = {}
-        position = {c.name: j for j, c in enumerate(numeric_cols)}
         for c in self.prep.columns:
             if c.kind == "numeric":
-                frame[c.name] = raw[index, position[c.name]]
+                frame[c.name] = raw[c.name][index]
             else:
                 values = table.column(c.name).take(pa.array(index))
                 frame[c.name] = pd.Series(values.to_pylist(), dtype=object)
