@@ -9,10 +9,11 @@ from typing import Any
 
 import pandas as pd
 
+from automodel.contracts import LEADERBOARD_COLUMNS
 from automodel.metrics import MODES
 from automodel.search._space import decode
 
-COLUMNS = ["trial_id", "family", "iterations", "status", "k", "params", "time_s"]
+COLUMNS = list(LEADERBOARD_COLUMNS)  # the contract's; the metric column goes third
 
 
 @dataclass
