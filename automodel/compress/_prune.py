@@ -116,33 +116,39 @@ def _expand(keep: torch.Tensor, layer: nn.Module, previous: nn.Module) -> torch.
 
 # ---- fine-tuning --------------------------------------------------------------------------------
 def finetune(module: nn.Module, X: np.ndarray, y: np.ndarray, *, task: str, params: dict[str, Any],
-             y_scaling: tuple[float, float], epochs: int, seed: int = 0) -> nn.Module:
-    """A few epochs of the family's optimizer at its learning rate, to recover after pruning.
+             y_scaling: tuple[float, float], epochs: int, seed: int = 0,
+             settings: Any = None) -> nn.Module:
+    """A few epochs of the shared training recipe at the family's learning rate, to recover
+    after pruning: the same :func:`~automodel.models._recipe.train_epoch` that search trials and
+    the final fit train with, its cosine schedule spread over these epochs without warm-up (the
+    weights are already trained) and without weight decay (it would pull survivors to zero).
 
-    Pruning masks stay attached during this loop, so pruned weights stay zero.
+    ``settings``: the ``TrainSpec`` the model was trained under (clipping, AMP, schedule);
+    default: the spec's defaults. Pruning masks stay attached during this loop, so pruned weights
+    stay zero. The module stays on the device it came on.
     """
-    from automodel.models import make_optimizer
+    import math
+    from dataclasses import replace
+
+    from automodel.models._recipe import (
+        Recipe,
+        epoch_batches,
+        epoch_generator,
+        to_tensors,
+        train_epoch,
+    )
+    from automodel.spec import TrainSpec
 
     if epochs <= 0:
         return module.eval()
     torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    opt = make_optimizer(module, params.get("optimizer", "adamw"), float(params.get("lr", 1e-3)), 0.0)
-    Xt = torch.tensor(X, dtype=torch.float32)  # a copy: the splits may be read-only (shared memory)
-    if task == "classification":
-        yt, loss_fn = torch.tensor(y, dtype=torch.int64), nn.CrossEntropyLoss()
-    else:
-        mean, std = y_scaling
-        yt, loss_fn = torch.tensor((y - mean) / std, dtype=torch.float32), nn.MSELoss()
-    bs = int(params.get("batch_size", 128))
-    module.train()
-    for _ in range(epochs):
-        order = torch.from_numpy(rng.permutation(len(X)))
-        for start in range(0, len(X), bs):
-            idx = order[start : start + bs]
-            out = module(Xt[idx])
-            loss = loss_fn(out if task == "classification" else out.reshape(-1), yt[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+    recipe = replace(Recipe.from_settings(params, settings or TrainSpec(), epochs),
+                     weight_decay=0.0, warmup_epochs=0)
+    device = next(module.parameters()).device
+    opt = recipe.make_optimizer(module)
+    Xt, yt = to_tensors(X, y, task, y_scaling, device)  # copies: the splits may be read-only
+    steps = math.ceil(len(X) / recipe.batch_size)
+    for epoch in range(1, epochs + 1):
+        batches = epoch_batches(Xt, yt, recipe.batch_size, epoch_generator(seed, epoch), device)
+        train_epoch(module, batches, opt, recipe, task=task, epoch=epoch, steps=steps, seed=seed)
     return module.eval()

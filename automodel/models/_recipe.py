@@ -202,7 +202,10 @@ def to_tensors(
     """A split as tensors for :func:`epoch_batches`: on ``device`` when it fits, else pinned."""
     import numpy as np
 
-    Xt = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    if not X.flags.writeable:  # rows from Ray's object store are read-only; torch wants to own
+        X = X.copy()
+    Xt = torch.from_numpy(X)
     if task == "classification":
         yt = torch.from_numpy(np.asarray(y).astype(np.int64))
     else:

@@ -8,7 +8,6 @@ on train + validation for the epochs the search found and keeps the last weights
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
@@ -22,7 +21,7 @@ from automodel.spec import Spec
 from automodel.train._config import early_stopping
 from automodel.train._ledger import epoch_line, stop_line
 from automodel.train._result import Refit, TrainedModel
-from automodel.train._workers import fit_threads
+from automodel.train._workers import fit_threads, free_cpus
 
 
 def fit_local(
@@ -57,7 +56,7 @@ def fit_local(
         model.train_settings = t
         model.device = "cuda" if t.use_gpu else "cpu"
     else:
-        model.n_jobs = os.cpu_count() or 1
+        model.n_jobs = free_cpus()
         epochs = model.n_steps() if refit is None else min(refit.epochs, model.n_steps())
     X, y = dataset.X_train, dataset.y_train
     if refit is not None:

@@ -128,6 +128,22 @@ def fit_threads() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def free_cpus() -> int:
+    """Cores not busy right now (CPU count less the 1-minute load average), at least one.
+
+    Threads beyond the free cores do not add speed: OpenMP pools (LightGBM, histogram
+    gradient boosting, torch) that outnumber the free cores spin against each other and the
+    rest of the machine; a 5-round LightGBM refit of digits took 74 s with 2 threads at load 14
+    where a trial took 3 s with one.
+    """
+    cpus = os.cpu_count() or 1
+    try:
+        busy = os.getloadavg()[0]
+    except OSError:  # no load average on this platform
+        busy = 0.0
+    return max(1, min(cpus, int(cpus - busy + 0.5)))
+
+
 def _probe(spec: Any, dataset: Any, family: str, params: dict[str, Any], epochs: int) -> float:
     import torch
 
@@ -190,6 +206,7 @@ __all__ = [
     "WorkerPlan",
     "estimate_fit_s",
     "fit_threads",
+    "free_cpus",
     "offered_workers",
     "plan_workers",
 ]
