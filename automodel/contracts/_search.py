@@ -61,24 +61,26 @@ class LeaderboardRow(Contract):
 
     @classmethod
     def from_csv(cls, row: dict[str, str], metric: str, *, source: str | Path) -> LeaderboardRow:
-        """Parse one CSV row (strings) back; empty cells are None."""
-        raw: dict[str, Any] = {k: (None if v == "" else v) for k, v in row.items() if k is not None}
+        """Parse one CSV row (strings) back; an empty cell takes the field's default."""
+        raw: dict[str, Any] = {
+            k: v for k, v in row.items() if k is not None and v not in ("", None)
+        }
         raw["score"] = raw.pop(metric, None)
         try:
-            raw["params"] = json.loads(raw.get("params") or "{}")
+            raw["params"] = json.loads(raw.get("params", "{}"))
         except json.JSONDecodeError:
             raise ArtifactError(
                 f"{source}: trial {raw.get('trial_id')}: params is not JSON"
             ) from None
         for flag in ("refit", "ensemble"):
-            if isinstance(raw.get(flag), str):
+            if flag in raw:
                 raw[flag] = raw[flag].strip().lower() in ("true", "1")
-        if raw.get("schema_version") is not None:
-            raw["schema_version"] = int(raw["schema_version"])
-        if isinstance(raw.get("iterations"), str):
-            raw["iterations"] = int(float(raw["iterations"]))
-        if isinstance(raw.get("k"), str):
-            raw["k"] = int(float(raw["k"]))
+        for count in ("schema_version", "iterations", "k", "rows_seen"):
+            if count in raw:  # pandas writes 3.0 for an integer column that has a gap
+                try:
+                    raw[count] = int(float(raw[count]))
+                except ValueError:
+                    pass  # validation names the field
         return cls.load(raw, source=source)
 
 
