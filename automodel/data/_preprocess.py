@@ -172,7 +172,8 @@ class Preprocessor:
                 arr = np.where(np.isnan(arr), c.fill, arr)
                 parts.append(((arr - c.mean) / c.std)[:, None])
             elif c.kind == "date":
-                values = date_parts(s.where(s.notna(), c.fill), c.parts, column=c.name)
+                dates = parse_dates(s, column=c.name).fillna(pd.Timestamp(c.fill))
+                values = date_parts(dates, c.parts)
                 for p, mean, std in zip(c.parts, c.means, c.stds):
                     parts.append(((values[p] - mean) / std)[:, None])
             else:
@@ -257,7 +258,7 @@ def parse_dates(s: pd.Series, *, column: str | None = None) -> pd.Series:
         DataError: with ``column`` set, when a present value is not a date.
     """
     if pd.api.types.is_datetime64_any_dtype(s):
-        parsed = s
+        parsed = pd.to_datetime(s)  # numpy datetimes, also from Arrow-backed columns
     else:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -279,7 +280,7 @@ def date_parts(
     d = parse_dates(s, column=column).dt
     out = {}
     for p in parts:
-        v = d.dayofweek if p == "dayofweek" else getattr(d, p)
+        v = getattr(d, {"dayofweek": "day_of_week", "dayofyear": "day_of_year"}.get(p, p))
         out[p] = np.asarray(v, dtype=float)
     return out
 

@@ -1,0 +1,246 @@
+"""`automodel run` on Parquet datasets written as many files: does the driver stay small?
+
+For each size (0.2 M, 2 M, 8 M rows x 50 float features, a categorical column, ~2% missing
+values in ten columns, a binary label) the script writes the dataset as files of 250,000 rows,
+then runs the real CLI (`automodel run`, a subprocess) with the same spec: a small search (mlp,
+2 trials, 2 epochs, on the `search.sample_rows` sample) and a 2-worker final fit streamed from
+the files. A sampler thread reads the resident memory (RSS) of the driver process and the sum
+over its whole process tree (Ray's raylet, GCS, workers) every half second. The shared object
+store is mapped into several processes, so the tree's sum over-counts it.
+
+    python benchmarks/scale.py                       # 0.2M, 2M, 8M; writes RESULTS.md after each
+    python benchmarks/scale.py --sizes 200000        # one size
+
+Targets (issue 11): driver peak < 1.5 GB at every size; the 8 M run completes; final-fit
+rows/s at 8 M within 1.5x of 2 M.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._results import table, write_section  # noqa: E402
+
+FEATURES = 50
+ROWS_PER_FILE = 250_000
+SPEC = """name: scale
+data: {{source: {source}, target: label}}
+search: {{families: [mlp], num_samples: 2, max_concurrent: 2, max_epochs: 2, sample_rows: 100000}}
+train: {{num_workers: 2, epochs: 2}}
+runtime: {{quiet: false}}
+"""
+
+
+def write_dataset(root: Path, rows: int, seed: int = 0) -> Path:
+    """``rows`` rows as Parquet files of ROWS_PER_FILE rows, one file generated at a time."""
+    import numpy as np
+    import pandas as pd
+
+    out = root / f"scale_{rows}"
+    done = out / "_COMPLETE"
+    if done.exists():
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    w = np.random.default_rng(12345).normal(size=FEATURES) * (np.arange(FEATURES) < 10)
+    for i, start in enumerate(range(0, rows, ROWS_PER_FILE)):
+        n = min(ROWS_PER_FILE, rows - start)
+        rng = np.random.default_rng(seed * 1_000_003 + i)
+        X = rng.normal(size=(n, FEATURES)).astype(np.float32)
+        cat = rng.choice(np.array(["north", "south", "east", "west", "center"]), n)
+        logit = X @ w + np.where(cat == "north", 1.0, 0.0) + rng.normal(scale=0.5, size=n)
+        frame = pd.DataFrame(X, columns=[f"x{j}" for j in range(FEATURES)])
+        for j in range(10):  # ~2% missing values in ten columns
+            frame.loc[rng.random(n) < 0.02, f"x{j}"] = np.nan
+        frame["region"] = cat
+        frame["label"] = (logit > 0).astype(np.int64)
+        frame.to_parquet(out / f"part-{i:04d}.parquet", row_group_size=65536)
+    done.write_text("")
+    return out
+
+
+def _tree_rss(proc) -> tuple[int, int]:
+    import psutil
+
+    try:
+        driver = proc.memory_info().rss
+        total = driver
+        for child in proc.children(recursive=True):
+            try:
+                total += child.memory_info().rss
+            except psutil.Error:
+                pass
+        return driver, total
+    except psutil.Error:
+        return 0, 0
+
+
+def run_size(rows: int, data_root: Path, work: Path) -> dict:
+    import psutil
+
+    t0 = time.time()
+    source = write_dataset(data_root, rows)
+    gen_s = time.time() - t0
+    files = sorted(source.glob("*.parquet"))
+    spec = work / f"spec_{rows}.yaml"
+    spec.write_text(SPEC.format(source=source))
+    out = work / f"run_{rows}"
+    log = work / f"run_{rows}.log"
+    peaks = {"driver": 0, "tree": 0}
+    start = time.time()
+    with log.open("w") as fh:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "automodel.cli", "run", str(spec), "--out", str(out)],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        ps = psutil.Process(proc.pid)
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.is_set():
+                d, t = _tree_rss(ps)
+                peaks["driver"], peaks["tree"] = max(peaks["driver"], d), max(peaks["tree"], t)
+                stop.wait(0.5)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        rc = proc.wait()
+        stop.set()
+        sampler.join()
+    wall = time.time() - start
+    result = {
+        "rows": rows,
+        "files": len(files),
+        "bytes": sum(f.stat().st_size for f in files),
+        "rc": rc,
+        "wall_s": wall,
+        "gen_s": gen_s,
+        "driver_gb": peaks["driver"] / 1e9,
+        "tree_gb": peaks["tree"] / 1e9,
+        "load": os.getloadavg()[0],
+    }
+    card_path = out / "artifact" / "card.json"
+    if rc == 0 and card_path.exists():
+        card = json.loads(card_path.read_text())
+        tr, summary = card["train"], card["data"]["summary"]
+        epoch_s = sum(h.get("time_s", 0.0) for h in card.get("history", []))
+        result.update(
+            train_rows=tr.get("rows_seen"),
+            epochs=tr.get("epochs"),
+            fit_s=epoch_s,
+            train_wall_s=tr.get("wall_s"),
+            rows_per_s=(tr.get("rows_seen") or 0) * (tr.get("epochs") or 0) / epoch_s
+            if epoch_s
+            else None,
+            read_s=summary.get("streamed", {}).get("read_s"),
+            accuracy=card["metrics"]["test"].get("accuracy"),
+            test_rows=summary["splits"]["test"],
+            data=tr.get("data"),
+        )
+    else:
+        result["tail"] = log.read_text()[-2000:]
+    return result
+
+
+def render(results: list[dict], sizes: list[int]) -> str:
+    rows = []
+    for r in results:
+        rows.append(
+            [
+                f"{r['rows'] / 1e6:g} M",
+                r["files"],
+                f"{r['bytes'] / 2**20:.0f} MB",
+                "ok" if r["rc"] == 0 else f"rc {r['rc']}",
+                r["wall_s"],
+                r.get("read_s", "-"),
+                r.get("rows_per_s", "-"),
+                r["driver_gb"],
+                r["tree_gb"],
+                r.get("accuracy", "-"),
+                r["load"],
+            ]
+        )
+    body = table(
+        [
+            "rows",
+            "files",
+            "on disk",
+            "status",
+            "wall s",
+            "data pass s",
+            "final-fit rows/s",
+            "driver peak GB",
+            "process tree peak GB",
+            "test accuracy",
+            "load avg",
+        ],
+        rows,
+    )
+    done = {r["rows"]: r for r in results if r["rc"] == 0}
+    notes = [
+        "Spec: mlp, 2 trials x 2 epochs on a 100,000-row sample (`search.sample_rows`), final fit 2 Ray Train "
+        "workers x 2 epochs reading their own files; test accuracy over every test row. "
+        '"final-fit rows/s" = training rows x epochs / the epochs\' seconds (the first epoch includes reading '
+        'the worker\'s files). "data pass s" = the one Ray Data pass that fits the preprocessor and draws the '
+        "sample. Process-tree RSS counts the shared object store once per process that maps it."
+    ]
+    if all(r["driver_gb"] < 1.5 for r in results):
+        sizes_run = ", ".join(f"{r['rows'] / 1e6:g} M" for r in results)
+        notes.append(f"Driver peak under 1.5 GB at every size run ({sizes_run}).")
+    else:
+        notes.append(
+            "Driver peak over 1.5 GB at: "
+            + ", ".join(f"{r['rows'] / 1e6:g} M" for r in results if r["driver_gb"] >= 1.5)
+            + "."
+        )
+    if (
+        2_000_000 in done
+        and 8_000_000 in done
+        and done[2_000_000].get("rows_per_s")
+        and done[8_000_000].get("rows_per_s")
+    ):
+        ratio = done[2_000_000]["rows_per_s"] / done[8_000_000]["rows_per_s"]
+        notes.append(f"Final-fit rows/s, 2 M / 8 M = {ratio:.2f} (target <= 1.5).")
+    missing = [s for s in sizes if s not in {r["rows"] for r in results}]
+    if missing:
+        notes.append("Not run (time): " + ", ".join(f"{s / 1e6:g} M" for s in missing) + ".")
+    for r in results:
+        if r["rc"] != 0:
+            notes.append(f"{r['rows'] / 1e6:g} M failed: `{r.get('tail', '')[-300:]}`")
+    return body + "\n\n" + "\n\n".join(notes)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[200_000, 2_000_000, 8_000_000])
+    ap.add_argument("--data", type=Path, default=Path("/tmp/automodel_scale"))
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args()
+    work = args.data / "runs"
+    work.mkdir(parents=True, exist_ok=True)
+    results = []
+    for rows in sorted(args.sizes):
+        r = run_size(rows, args.data, work)
+        results.append(r)
+        print(json.dumps({k: v for k, v in r.items() if k != "tail"}), flush=True)
+        if not args.no_write:
+            write_section(
+                "scale",
+                "Scale: `automodel run` on many Parquet files (issue 11)",
+                render(results, args.sizes),
+            )
+    print(render(results, args.sizes))
+
+
+if __name__ == "__main__":
+    main()
