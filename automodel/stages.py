@@ -31,6 +31,7 @@ def tune_stage(spec: Spec, out: str | Path | None, *, resume: bool = False) -> S
     progress = Progress(spec.runtime.quiet)
     run_dir = Path(out).resolve() if resume else make_run_dir(spec, out)
     dataset = load_dataset(spec.data)
+    spec.check_task(dataset.task)  # before Ray starts
     with ray_session(spec.runtime):
         check_resources(spec, ("search",), only_remote=True)  # fail fast, not hang
         progress("search", f"{'resuming' if resume else 'starting'} {spec.search.num_samples} trials")
@@ -49,6 +50,7 @@ def train_stage(spec: Spec, out: str | Path | None) -> Artifact:
     progress = Progress(spec.runtime.quiet)
     run_dir = make_run_dir(spec, out)
     dataset = load_dataset(spec.data)
+    spec.check_task(dataset.task)  # before Ray starts
     k = spec.features.k if isinstance(spec.features.k, int) else None
     if k is not None:
         dataset = dataset.select(top_k(feature_ranking(spec, dataset), k))

@@ -9,6 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from automodel.spec._families import FAMILIES
+
 Task = Literal["classification", "regression"]
 Metric = Literal["accuracy", "f1", "roc_auc", "rmse", "r2"]
 CLASSIFICATION_METRICS = ("accuracy", "f1", "roc_auc")
@@ -92,8 +94,6 @@ class SearchSpec(_Section):
     @field_validator("families")
     @classmethod
     def _check_families(cls, v: list[str] | None) -> list[str] | None:
-        from automodel.models import FAMILIES
-
         if v is None:
             return v
         if not v:
@@ -118,8 +118,6 @@ class ModelSpec(_Section):
     @field_validator("family")
     @classmethod
     def _check_family(cls, v: str | None) -> str | None:
-        from automodel.models import FAMILIES
-
         if v is not None and v not in FAMILIES:
             raise ValueError(f"unknown family {v!r}; valid: {', '.join(FAMILIES)}")
         return v
@@ -174,7 +172,9 @@ class ServeSpec(_Section):
     upscale_delay_s: float = Field(3.0, ge=0)
     downscale_delay_s: float = Field(20.0, ge=0)
     max_ongoing_requests: int = Field(64, ge=1)
-    max_queued_requests: int = Field(256, ge=-1)
+    max_queued_requests: int = Field(
+        256, ge=1, description="Requests a replica queues beyond max_ongoing_requests; more get 503 at once."
+    )
     max_batch_size: int = Field(32, ge=1)
     batch_wait_timeout_s: float = Field(0.005, ge=0)
     max_rows: int = Field(10000, ge=1)
@@ -207,7 +207,12 @@ class TrackingSpec(_Section):
 
 
 class Spec(_Section):
-    name: str = Field("digits", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    name: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="Run, model and report name; default: the data source's stem (carseats for "
+        "carseats.csv, digits for builtin:digits, synthetic for synthetic:...).",
+    )
     data: DataSpec = Field(default_factory=DataSpec)
     features: FeaturesSpec = Field(default_factory=FeaturesSpec)
     search: SearchSpec = Field(default_factory=SearchSpec)
@@ -222,16 +227,29 @@ class Spec(_Section):
     def _cross_checks(self) -> Spec:
         from automodel.spec._space import parse_space
 
-        task = self.data.task
-        if self.search.metric is not None and task is not None:
-            ok = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
-            if self.search.metric not in ok:
-                raise ValueError(
-                    f"search.metric: {self.search.metric!r} does not fit a {task} task; use one of {', '.join(ok)}"
-                )
+        if self.name is None:
+            self.__dict__["name"] = default_name(self.data.source)
+        if self.search.metric is not None and self.data.task is not None:
+            problem = _metric_problem(self.search.metric, self.data.task, "data.task says this")
+            if problem:
+                raise ValueError(f"search.metric: {problem}")
         for family, overrides in self.search.space.items():
             parse_space(family, overrides, key=f"search.space.{family}")
         return self
+
+    def check_task(self, task: str) -> None:
+        """The checks that need the data's task, for a spec whose ``data.task`` was inferred: call
+        it once the data is loaded, before Ray starts.
+
+        Raises:
+            SpecError: ``search.metric`` does not fit ``task``.
+        """
+        from automodel.errors import SpecError
+
+        if self.search.metric is not None:
+            problem = _metric_problem(self.search.metric, task, "the target (data.target) says this")
+            if problem:
+                raise SpecError("search.metric", problem)
 
     @property
     def model_name(self) -> str:
@@ -241,4 +259,39 @@ class Spec(_Section):
         """The metric a run optimizes: the spec's, or the task's default."""
         if self.search.metric is not None:
             return self.search.metric
-        return "accuracy" if task == "classification" else "r2"
+        from automodel.metrics import default_metric
+
+        return default_metric(task)
+
+
+def _metric_problem(metric: str, task: str, where: str) -> str | None:
+    """Why ``metric`` cannot score a ``task``, or None when it can."""
+    ok = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
+    if metric in ok:
+        return None
+    other = "regression" if task == "classification" else "classification"
+    return f"{metric!r} is a {other} metric, but {where} is a {task} task; use one of {', '.join(ok)}"
+
+
+def default_name(source: str | list[str]) -> str:
+    """A spec's default name, from its data source: ``carseats`` for ``data/carseats.csv``,
+    ``digits`` for ``builtin:digits``, ``synthetic`` for ``synthetic:...``, the directory's name
+    for a directory or glob."""
+    import re
+
+    first = source[0] if isinstance(source, list) and source else source
+    if not isinstance(first, str) or not first:
+        return "model"
+    if first.startswith("builtin:"):
+        stem = first.split(":", 1)[1]
+    elif first.startswith("synthetic:"):
+        stem = "synthetic"
+    else:
+        parts = [p for p in re.split(r"[/\\]", first.split("://", 1)[-1].split("?", 1)[0]) if p]
+        while parts and any(c in parts[-1] for c in "*?["):  # a glob: name it by its directory
+            parts.pop()
+        stem = parts[-1] if parts else "model"
+        for suffix in (".gz", ".csv", ".parquet", ".pq"):
+            stem = stem[: -len(suffix)] if stem.lower().endswith(suffix) else stem
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", stem).strip("._-")
+    return stem or "model"

@@ -68,11 +68,11 @@ def parse_domain(value: Any, key: str) -> Domain:
 
 def parse_space(family: str, overrides: dict[str, Any], key: str) -> dict[str, Domain]:
     """Parse ``search.space.<family>`` against the family's own parameters."""
-    from automodel.models import FAMILIES
+    from automodel.spec._families import FAMILIES
 
     if family not in FAMILIES:
         raise SpecError(key, f"unknown family {family!r}; valid: {', '.join(FAMILIES)}")
-    known = FAMILIES[family].param_names()
+    known = FAMILIES[family].params
     out = {}
     for name, value in overrides.items():
         if name not in known:
