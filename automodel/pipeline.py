@@ -102,9 +102,13 @@ def run(spec: Spec, out: str | Path | None = None, *, progress: Progress | None 
     progress("data", f"loading {spec.data.source}")
     files = stream_files(spec.data)  # a directory, glob, list or large file: streamed, see docs/data.md
     dataset = load_dataset(spec.data) if files is None else None
+    if dataset is not None:
+        spec.check_task(dataset.task)  # e.g. metric: rmse on a classification target, before Ray starts
+    progress("ray", "starting a local Ray" if spec.runtime.address is None else f"connecting to {spec.runtime.address}")
     with ray_session(spec.runtime):
         if dataset is None:  # one parallel pass over the files; the search gets a sample
             dataset = load_dataset(spec.data, files=files, sample_rows=spec.search.sample_rows, progress=progress)
+            spec.check_task(dataset.task)
         progress("data", f"{dataset.rows} rows, {dataset.n_features} encoded features, task {dataset.task}")
         check_resources(spec, ("search", "train"), only_remote=True)  # fail fast, not hang
         families = spec.search.families or default_families(dataset)[0]  # null: from the data's shape
