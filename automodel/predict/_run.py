@@ -22,6 +22,10 @@ from typing import Any
 from automodel.errors import AutomodelError, DataError
 
 DEFAULT_BATCH_SIZE = 8192
+# CPU share Ray reserves for a read or write task. They parse and encode Parquet in Arrow (the GIL
+# released, mostly waiting on storage): at a whole CPU each, a pool with one actor a CPU leaves
+# them none, and on a node of one CPU a read could never start beside an actor.
+IO_CPUS = 0.25
 
 
 @dataclass
@@ -181,6 +185,8 @@ def predict(
             num_cpus=num_cpus,
             num_gpus=num_gpus or None,
             zero_copy_batch=True,
+            # One actor a node before two on one: a cluster's nodes all read and score.
+            scheduling_strategy="SPREAD",
         )
         sink = PredictionSink(fs, out_path, added, tally)
         say("predict", f"scoring {len(files)} {files.format} file(s) from {files.source}")
@@ -217,7 +223,7 @@ def _write_with_progress(ds, sink, tally, say, start: float, every: float = 5.0)
 
     def work():
         try:
-            ds.write_datasink(sink)
+            ds.write_datasink(sink, ray_remote_args={"num_cpus": IO_CPUS})
         except BaseException as exc:  # re-raised on the calling thread
             failure.append(exc)
 
@@ -320,13 +326,19 @@ def _read(files, schema, columns: list[str], prep):
     CSV: numeric feature columns are read as text and parsed by the encoder, so one bad value
     refuses its row, not the whole file (a typed CSV read fails on the first "abc").
     """
-    if files.format == "parquet":
-        from automodel.data._files import read_files
+    import ray.data
 
-        return read_files(files, columns=columns)
+    if files.format == "parquet":
+        # read_files' own call, plus the CPU share (read_files does not take one yet).
+        return ray.data.read_parquet(
+            list(files.paths),
+            filesystem=files.filesystem,
+            columns=columns,
+            file_extensions=None,
+            num_cpus=IO_CPUS,
+        )
     import pyarrow as pa
     import pyarrow.csv as pacsv
-    import ray.data
 
     numeric = {c.name for c in prep.columns if c.kind == "numeric"}
     types = {f.name: (pa.string() if f.name in numeric else f.type) for f in schema}
@@ -334,5 +346,8 @@ def _read(files, schema, columns: list[str], prep):
         column_types=types, include_columns=columns, strings_can_be_null=True
     )
     return ray.data.read_csv(
-        list(files.paths), filesystem=files.filesystem, convert_options=convert
+        list(files.paths),
+        filesystem=files.filesystem,
+        convert_options=convert,
+        num_cpus=IO_CPUS,
     )
