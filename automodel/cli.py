@@ -107,7 +107,7 @@ def _dispatch(args) -> int:
         from automodel.pipeline import run
 
         result = run(_load(args), args.out)
-        print(f"best family: {result.artifact.card['family']}  test {result.metric}: {result.test_score:.4f}  "
+        print(f"best family: {result.artifact.card.family}  test {result.metric}: {result.test_score:.4f}  "
               f"run directory: {result.run_dir}")
         return 0
     if cmd == "tune":
@@ -120,8 +120,8 @@ def _dispatch(args) -> int:
         from automodel.stages import train_stage
 
         artifact = train_stage(_load(args), args.out)
-        metric = artifact.card["metric"]
-        print(f"trained {artifact.card['family']}: test {metric} {artifact.card['metrics']['test'][metric]:.4f}  "
+        metric = artifact.card.metric
+        print(f"trained {artifact.card.family}: test {metric} {artifact.card.metrics.test[metric]:.4f}  "
               f"artifact: {artifact.path}")
         return 0
     # Stage commands set args.handler (a function taking args, returning an exit code).

@@ -209,7 +209,7 @@ def openapi_schema(predictor: Predictor, name: str, *, auth: bool = False) -> di
         "info": {
             "title": f"automodel: {name}",
             "version": predictor.version,
-            "description": f"{predictor.task} model ({predictor.artifact.card.get('family')}); "
+            "description": f"{predictor.task} model ({predictor.artifact.card.family}); "
             f"inputs: {len(cols)} columns",
         },
         "paths": paths,

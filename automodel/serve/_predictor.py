@@ -39,8 +39,8 @@ class Predictor:
             str(self.artifact.onnx_path), opts, providers=["CPUExecutionProvider"]
         )
         self.output = self.artifact.output_name
-        self.task = self.artifact.card["task"]
-        self.classes = self.artifact.card.get("classes")
+        self.task = self.artifact.card.task
+        self.classes = self.artifact.card.classes
         self._labels = np.array(self.classes, dtype=object) if self.classes else None
         self._fast = _NumericEncoder.maybe(self.artifact.preprocessor)
 

@@ -243,8 +243,8 @@ class ModelServer:
             {
                 "model": self.name,
                 "version": self.version,
-                "task": card["task"],
-                "family": card.get("family"),
+                "task": card.task,
+                "family": card.family,
                 "inputs": self.predictor.input_columns,
                 "classes": self.predictor.classes,
                 "openapi": "/openapi.json",

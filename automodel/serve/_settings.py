@@ -36,8 +36,8 @@ def serve_settings(artifact: Artifact, overrides: Mapping[str, Any] | None = Non
         SpecError: an override is invalid (``serve.<key>: <why>``).
     """
     base: dict[str, Any] = {}
-    if isinstance(artifact.card.get("serve"), dict):
-        base = dict(artifact.card["serve"])
+    if artifact.card.serve is not None:
+        base = dict(artifact.card.serve)
     else:
         spec_file = artifact.path.parent / "spec.yaml"
         if spec_file.is_file():

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import yaml
 
+from automodel.contracts import Card
 from automodel.errors import ArtifactError
 
 PYTHON_TAG = f"py{sys.version_info.major}{sys.version_info.minor}"
@@ -151,8 +152,6 @@ def write_docker_context(
         ``out_dir``, holding ``Dockerfile``, ``.dockerignore``, ``requirements.txt``,
         ``serve_config.yaml``, ``artifact/`` and ``src/``.
     """
-    import json
-
     from automodel import __version__
 
     artifact_dir, out_dir = Path(artifact_dir), Path(out_dir)
@@ -161,8 +160,8 @@ def write_docker_context(
         raise ArtifactError(f"{artifact_dir} is not an artifact: it has no card.json")
     if out_dir.exists() and any(out_dir.iterdir()):
         raise ArtifactError(f"--out {out_dir} exists and is not empty; pick a new directory")
-    card = json.loads(card_path.read_text())
-    name = str(card.get("name") or "model")
+    card = Card.read(card_path)
+    name = card.name
     # The config first: rendering it reads (and so checks) the whole artifact before any write.
     if callable(serve_config):
         config = serve_config(f"{APP_DIR}/artifact", port or 8000)
@@ -193,8 +192,6 @@ def write_docker_context(
 
 def deploy_docker(args) -> int:
     """`automodel deploy ARTIFACT --docker [--out DIR]`: write the build context, say how to use it."""
-    import json
-
     from automodel.serve._config import render_deploy_config
 
     artifact = Path(args.artifact)
@@ -209,13 +206,13 @@ def deploy_docker(args) -> int:
     )
     write_docker_context(artifact, out, serve_config=text)
     port = yaml.safe_load(text)["http_options"]["port"]
-    tag = _tag(json.loads((artifact / "card.json").read_text()))
+    tag = _tag(Card.read(artifact / "card.json"))
     print(f"wrote {out}: docker build -t {tag} {out} && docker run -p {port}:{port} {tag}")
     return 0
 
 
-def _tag(card: dict) -> str:
-    return f"{_slug(str(card.get('name') or 'model'))}:{card.get('version', 1)}"
+def _tag(card: Card) -> str:
+    return f"{_slug(card.name)}:{card.version}"
 
 
 def _slug(name: str) -> str:

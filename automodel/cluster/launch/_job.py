@@ -87,7 +87,7 @@ def _run(job: str, args: argparse.Namespace) -> int:
 
             result = run(spec, args.out)
             print(
-                f"[automodel] best family {result.artifact.card['family']}, test {result.metric} "
+                f"[automodel] best family {result.artifact.card.family}, test {result.metric} "
                 f"{result.test_score:.4f}, artifact {result.artifact.path}",
                 flush=True,
             )
@@ -96,7 +96,7 @@ def _run(job: str, args: argparse.Namespace) -> int:
 
             artifact = train_stage(spec, args.out)
             print(
-                f"[automodel] trained {artifact.card['family']}, artifact {artifact.path}",
+                f"[automodel] trained {artifact.card.family}, artifact {artifact.path}",
                 flush=True,
             )
         else:
