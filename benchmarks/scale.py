@@ -2,7 +2,7 @@
 
 For each size (0.2 M, 2 M, 8 M rows x 50 float features, a categorical column, ~2% missing
 values in ten columns, a binary label) the script writes the dataset as files of 250,000 rows,
-then runs the real CLI (`automodel run`, a subprocess) with the same spec: a small search (mlp,
+(at least 8 files), then runs the real CLI (`automodel run`, a subprocess) with the same spec: a small search (mlp,
 2 trials, 2 epochs, on the `search.sample_rows` sample) and a 2-worker final fit streamed from
 the files. A sampler thread reads the resident memory (RSS) of the driver process and the sum
 over its whole process tree (Ray's raylet, GCS, workers) every half second. The shared object
@@ -32,6 +32,8 @@ from benchmarks._results import table, write_section  # noqa: E402
 
 FEATURES = 50
 ROWS_PER_FILE = 250_000
+MIN_FILES = 8
+SIZES = [200_000, 2_000_000, 8_000_000]
 SPEC = """name: scale
 data: {{source: {source}, target: label}}
 search: {{families: [mlp], num_samples: 2, max_concurrent: 2, max_epochs: 2, sample_rows: 100000}}
@@ -51,8 +53,9 @@ def write_dataset(root: Path, rows: int, seed: int = 0) -> Path:
         return out
     out.mkdir(parents=True, exist_ok=True)
     w = np.random.default_rng(12345).normal(size=FEATURES) * (np.arange(FEATURES) < 10)
-    for i, start in enumerate(range(0, rows, ROWS_PER_FILE)):
-        n = min(ROWS_PER_FILE, rows - start)
+    per_file = min(ROWS_PER_FILE, -(-rows // MIN_FILES))
+    for i, start in enumerate(range(0, rows, per_file)):
+        n = min(per_file, rows - start)
         rng = np.random.default_rng(seed * 1_000_003 + i)
         X = rng.normal(size=(n, FEATURES)).astype(np.float32)
         cat = rng.choice(np.array(["north", "south", "east", "west", "center"]), n)
@@ -134,14 +137,16 @@ def run_size(rows: int, data_root: Path, work: Path) -> dict:
         card = json.loads(card_path.read_text())
         tr, summary = card["train"], card["data"]["summary"]
         epoch_s = sum(h.get("time_s", 0.0) for h in card.get("history", []))
+        splits = summary["splits"]  # a refit trains on train + validation
+        train_rows = tr.get("rows_seen") or splits["train"] + (
+            splits["val"] if tr.get("refit") else 0
+        )
         result.update(
-            train_rows=tr.get("rows_seen"),
+            train_rows=train_rows,
             epochs=tr.get("epochs"),
             fit_s=epoch_s,
             train_wall_s=tr.get("wall_s"),
-            rows_per_s=(tr.get("rows_seen") or 0) * (tr.get("epochs") or 0) / epoch_s
-            if epoch_s
-            else None,
+            rows_per_s=train_rows * (tr.get("epochs") or 0) / epoch_s if epoch_s else None,
             read_s=summary.get("streamed", {}).get("read_s"),
             accuracy=card["metrics"]["test"].get("accuracy"),
             test_rows=summary["splits"]["test"],
@@ -222,24 +227,26 @@ def render(results: list[dict], sizes: list[int]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", type=int, nargs="+", default=[200_000, 2_000_000, 8_000_000])
+    ap.add_argument("--sizes", type=int, nargs="+", default=SIZES)
     ap.add_argument("--data", type=Path, default=Path("/tmp/automodel_scale"))
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
     work = args.data / "runs"
     work.mkdir(parents=True, exist_ok=True)
-    results = []
+    store = args.data / "results.json"  # the latest run of each size, across invocations
+    latest = {int(k): v for k, v in json.loads(store.read_text()).items()} if store.exists() else {}
     for rows in sorted(args.sizes):
         r = run_size(rows, args.data, work)
-        results.append(r)
+        latest[rows] = r
+        store.write_text(json.dumps(latest))
         print(json.dumps({k: v for k, v in r.items() if k != "tail"}), flush=True)
         if not args.no_write:
             write_section(
                 "scale",
                 "Scale: `automodel run` on many Parquet files (issue 11)",
-                render(results, args.sizes),
+                render([latest[k] for k in sorted(latest)], SIZES),
             )
-    print(render(results, args.sizes))
+    print(render([latest[k] for k in sorted(latest)], SIZES))
 
 
 if __name__ == "__main__":
