@@ -3,6 +3,7 @@
 ``score_raw(task, metric, y_true, raw)`` is THE scoring path: a model's raw output (class
 probabilities, or the regression prediction) → predictions → the metric. Everything that scores
 a model (the card's test metrics, the compression gate, the report's baseline) goes through it.
+Cheap to import (scikit-learn loads when a metric is computed), so the spec can use the tables.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn import metrics as skm
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,8 @@ def score(
 ) -> float:
     """One metric on predictions; classification ``pred`` are class indices, ``proba`` rows of
     probabilities. Prefer :func:`score_raw`, which turns a model's raw output into both."""
+    from sklearn import metrics as skm  # lazily: the spec and the CLI import this module
+
     if metric == "accuracy":
         return float(skm.accuracy_score(y_true, pred))
     if metric == "f1":
