@@ -11,6 +11,7 @@ file order, with no shuffle on the driver.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -44,6 +45,26 @@ MAX_TARGET_VALUES = 10_000  # distinct target values kept per block; more is a r
 MAX_CATEGORIES = 2 * ORDINAL_MAX  # distinct values counted per block; more is an identifier
 _SALT_SAMPLE = np.uint64(0x5DEECE66D)
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+@contextlib.contextmanager
+def quiet_ray_data() -> Iterator[None]:
+    """Ray Data's per-operator progress log off while our own progress lines (rows, files,
+    seconds) report the pass; restored afterwards."""
+    import logging
+
+    import ray.data
+
+    ctx = ray.data.DataContext.get_current()
+    logger = logging.getLogger("ray.data")
+    bars, level = ctx.enable_progress_bars, logger.level
+    ctx.enable_progress_bars = False
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        ctx.enable_progress_bars = bars
+        logger.setLevel(level)
 
 
 # ---- the row key hash ---------------------------------------------------------------------------
@@ -172,7 +193,7 @@ class StreamSource:
             score, batch_format="pandas", batch_size=None
         )
         ys, raws = [], []
-        with reading(self.files):
+        with reading(self.files), quiet_ray_data():
             for part in ds.iter_rows():
                 if part["n"]:
                     ydt = np.int64 if self.task == "classification" else np.float32
@@ -563,7 +584,7 @@ def scan(
         _partial, fn_kwargs={"plan": plan}, batch_format="pandas", batch_size=None
     )
     parts, samples, seen_rows, seen_files, last = [], [], 0, set(), time.time()
-    with reading(files):
+    with reading(files), quiet_ray_data():
         for row in ds.iter_rows():
             p = json.loads(row["stats"])
             parts.append(p)
