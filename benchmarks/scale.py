@@ -237,6 +237,10 @@ def main() -> None:
     latest = {int(k): v for k, v in json.loads(store.read_text()).items()} if store.exists() else {}
     for rows in sorted(args.sizes):
         r = run_size(rows, args.data, work)
+        # re-read: another invocation (another size) may have written since
+        latest = (
+            {int(k): v for k, v in json.loads(store.read_text()).items()} if store.exists() else {}
+        )
         latest[rows] = r
         store.write_text(json.dumps(latest))
         print(json.dumps({k: v for k, v in r.items() if k != "tail"}), flush=True)
