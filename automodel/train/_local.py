@@ -118,6 +118,7 @@ def _fit(
         "restarts": 0,
         "wall_s": round(fit_s, 2),
         "backend": "local",
+        "train_rows": len(X),  # train + validation after a refit
         "kept_epoch": kept,
         "stopped_early": stopped,
         "startup_s": 0.0,

@@ -196,6 +196,7 @@ def _fit(
         "restarts": len(log["attempts"]) - 1,
         "wall_s": round(wall, 2),
         "backend": "ray_train",
+        "train_rows": n_rows,  # train + validation after a refit
         "kept_epoch": out["kept_epoch"],
         "stopped_early": out["stopped_early"],
         "batch_size": recipe.batch_size,
