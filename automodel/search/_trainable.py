@@ -9,16 +9,13 @@ import numpy as np
 
 from automodel.data import Dataset
 from automodel.features import top_k
-from automodel.metrics import score
+from automodel.metrics import score_raw
 from automodel.models import FAMILIES
 from automodel.search._space import decode
 
 
 def evaluate(model: Any, X: np.ndarray, y: np.ndarray, metric: str) -> float:
-    raw = model.predict_raw(X)
-    if model.task == "classification":
-        return score(metric, y, raw.argmax(axis=1), raw)
-    return score(metric, y, raw.reshape(-1))
+    return score_raw(model.task, metric, y, model.predict_raw(X))
 
 
 def _cv_splits(d: Dataset, folds: int, seed: int):

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from automodel.metrics import score
+from automodel.metrics import score_raw
 from automodel.models._recipe import train_epoch, use_bf16
 from automodel.train._config import LoopConfig, early_stopping
 from automodel.train._data import WorkerRows, shard_audit, train_shard
@@ -206,9 +206,7 @@ def _validation_score(
         gathered: list[Any] = [None] * world
         dist.all_gather_object(gathered, mine)
         mine = np.concatenate(gathered)
-    if c.task == "classification":
-        return score(c.metric, y_val, mine.argmax(axis=1), mine)
-    return score(c.metric, y_val, mine.reshape(-1))
+    return score_raw(c.task, c.metric, y_val, mine)
 
 
 def save_checkpoint(path: Path, module, optimizer, best: dict | None, state: dict) -> None:
