@@ -7,7 +7,7 @@ import json
 import tempfile
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -75,6 +75,15 @@ class Dataset:
             self.summary,
             self.stream,
         )
+
+
+    def sample_train(self, rows: int, seed: int = 0) -> Dataset:
+        """The same splits with at most ``rows`` training rows (a seeded draw, order kept): what
+        search trials train on. Validation and test stay whole; streamed data is a sample already."""
+        if len(self.X_train) <= rows:
+            return self
+        keep = np.sort(np.random.default_rng(seed).choice(len(self.X_train), rows, replace=False))
+        return replace(self, X_train=self.X_train[keep], y_train=self.y_train[keep])
 
 
 def infer_task(y: pd.Series) -> str:
