@@ -23,7 +23,7 @@ from automodel.features import top_k
 from automodel.metrics import scores_raw
 from automodel.progress import Progress
 from automodel.report import finish_run, record_features, tracking_callbacks
-from automodel.search import SearchResult, default_families, feature_ranking, tune
+from automodel.search import SearchResult, default_families, feature_ranking, select_ensemble, tune
 from automodel.spec import Spec, dump_spec
 from automodel.train import Refit, TrainedModel, check_train_resources, train_model
 
@@ -114,16 +114,24 @@ def run(spec: Spec, out: str | Path | None = None, *, progress: Progress | None 
         families = spec.search.families or default_families(dataset)[0]  # null: from the data's shape
         progress("search", f"{spec.search.num_samples} trials over {', '.join(families)} "
                            f"({spec.search.searcher} + {spec.search.scheduler})")
-        result = tune(spec, dataset, run_dir, callbacks=search_callbacks(progress, spec, dataset.task))
+        trials_data = dataset.sample_train(spec.search.sample_rows, spec.data.seed)  # trials: a sample, fit: all
+        result = tune(spec, trials_data, run_dir, callbacks=search_callbacks(progress, spec, dataset.task))
         progress("search", f"best {result.family} {result.metric}={result.score:.4f} (k={result.k})")
         ranking = feature_ranking(spec, dataset) if result.k is not None else None
         data = dataset.select(top_k(ranking, result.k) if ranking is not None else None)
         record_features(run_dir, spec, dataset, ranking, result.k)
-        progress("train", f"retraining {result.family}")
-        # refit on train + validation for the epochs (or tree steps) the winning trial trained
-        refit = Refit.of_search(result, spec.search.max_epochs) if spec.train.refit else None
-        trained = train_model(spec, data, result.family, result.params, run_dir=run_dir, progress=progress,
-                              refit=refit)
+        ensemble = None  # search.ensemble: the top trials' weighted average, if it beats the best on val
+        if spec.search.ensemble and spec.compress is None and data.stream is None:
+            ensemble = select_ensemble(spec, data, result, progress=progress)
+        if ensemble is not None:  # its members refitted on train + validation, with train.refit
+            model = ensemble.final(data, refit=spec.train.refit)
+            trained = TrainedModel(model, "ensemble", model.params, model.info, val_score=model.val_score)
+        else:
+            progress("train", f"retraining {result.family}")
+            # refit on train + validation for the epochs (or tree steps) the winning trial trained
+            refit = Refit.of_search(result, spec.search.max_epochs) if spec.train.refit else None
+            trained = train_model(spec, data, result.family, result.params, run_dir=run_dir, progress=progress,
+                                  refit=refit)
         if data.stream is not None:  # what the final fit saw (the search saw the sample)
             ray_fit = trained.info.get("backend") == "ray_train"  # else fitted in-process on the sample
             trained.info.setdefault("rows_seen", data.stream.counts["train"] if ray_fit else len(data.X_train))
@@ -134,10 +142,10 @@ def run(spec: Spec, out: str | Path | None = None, *, progress: Progress | None 
         artifact = compress_artifact(artifact, spec.compress, dataset=data, progress=progress)
     metric = result.metric
     test_score = artifact.card.metrics.test[metric]
-    RunSummary(family=result.family, metric=metric, test=test_score,
+    RunSummary(family=trained.family, metric=metric, test=test_score,
                wall_s=round(time.time() - start, 2)).write(run_dir / "result.json")
     finish_run(run_dir, spec, data, progress)
-    progress("done", f"best family {result.family}, test {metric} {test_score:.4f}, run directory {run_dir}")
+    progress("done", f"best family {trained.family}, test {metric} {test_score:.4f}, run directory {run_dir}")
     return RunResult(run_dir, artifact, result, metric, test_score, time.time() - start)
 
 

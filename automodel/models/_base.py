@@ -21,6 +21,8 @@ class Family(ABC):
     kind: ClassVar[str]  # "torch" | "sklearn"
     fidelity: ClassVar[str]  # "epochs" | "trees" | "iterations"
     n_jobs: int = 1  # threads a fit may use; trials get one CPU each
+    # takes params["class_weight"] in {None, "balanced"} (searched on imbalanced targets)
+    supports_class_weight: ClassVar[bool] = False
 
     def __init__(self, task: str, n_features: int, n_outputs: int, params: dict[str, Any] | None = None,
                  *, image_shape: tuple[int, ...] | None = None, seed: int = 0, max_steps: int = 20):

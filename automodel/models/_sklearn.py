@@ -68,6 +68,7 @@ def _full_proba(proba: np.ndarray, classes: np.ndarray, n: int) -> np.ndarray:
 class RandomForest(_SklearnFamily):
     name = "random_forest"
     fidelity = "trees"
+    supports_class_weight = True
 
     @classmethod
     def space(cls, task):
@@ -95,6 +96,7 @@ class RandomForest(_SklearnFamily):
 class HistGB(_SklearnFamily):
     name = "hist_gb"
     fidelity = "iterations"
+    supports_class_weight = True
 
     @classmethod
     def space(cls, task):
@@ -124,6 +126,7 @@ class Linear(_SklearnFamily):
 
     name = "logistic"
     fidelity = "iterations"
+    supports_class_weight = True
 
     @classmethod
     def space(cls, task):
@@ -136,7 +139,8 @@ class Linear(_SklearnFamily):
 
     def step(self, X, y):
         if self.task == "classification":
-            self.model_ = LogisticRegression(C=float(self.params["C"]), max_iter=int(self.params.get("max_iter", 500)))
+            self.model_ = LogisticRegression(C=float(self.params["C"]), max_iter=int(self.params.get("max_iter", 500)),
+                                             class_weight=self.params.get("class_weight"))
         else:
             self.model_ = Ridge(alpha=float(self.params["alpha"]))
         self.model_.fit(X, y)

@@ -1,5 +1,6 @@
 """Search: Ray Tune over model families, hyperparameters and the number of kept features."""
 
+from automodel.search._ensemble import Ensemble, select_ensemble
 from automodel.search._families import default_families, with_families
 from automodel.search._result import SearchResult, leaderboard_from
 from automodel.search._space import DefineByRun, decode, family_spaces, grid_configs
@@ -7,6 +8,7 @@ from automodel.search._tune import feature_ranking, has_sweep, tune
 
 __all__ = [
     "DefineByRun",
+    "Ensemble",
     "SearchResult",
     "decode",
     "default_families",
@@ -15,6 +17,7 @@ __all__ = [
     "grid_configs",
     "has_sweep",
     "leaderboard_from",
+    "select_ensemble",
     "tune",
     "with_families",
 ]

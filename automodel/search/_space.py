@@ -9,18 +9,37 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+import numpy as np
+
 from automodel.models import FAMILIES
 from automodel.spec import Choice, Domain, Fixed, Int, Spec, grid_values, parse_space
 
 
-def family_spaces(spec: Spec, task: str) -> dict[str, dict[str, Domain]]:
-    """Each searched family's space: its defaults, overridden by ``search.space``."""
+def family_spaces(
+    spec: Spec, task: str, *, imbalanced: bool = False
+) -> dict[str, dict[str, Domain]]:
+    """Each searched family's space: its defaults, overridden by ``search.space``.
+
+    ``imbalanced`` (a classification target with a rare class): families that take class weights
+    also search ``class_weight`` in {None, "balanced"}; whether weighting pays depends on the
+    metric (it trades accuracy on the common classes for recall on the rare ones), so the search
+    decides rather than a fixed rule.
+    """
     out = {}
     for fam in spec.search.families:
-        space = dict(FAMILIES[fam].space(task))
+        cls = FAMILIES[fam]
+        space = dict(cls.space(task))
+        if imbalanced and task == "classification" and cls.supports_class_weight:
+            space["class_weight"] = Choice((None, "balanced"))
         space.update(parse_space(fam, spec.search.space.get(fam, {}), key=f"search.space.{fam}"))
         out[fam] = space
     return out
+
+
+def is_imbalanced(y: np.ndarray, n_classes: int) -> bool:
+    """Whether the rarest class has under half the share it would have if classes were balanced."""
+    counts = np.bincount(np.asarray(y, dtype=np.int64), minlength=n_classes)
+    return n_classes > 1 and counts.min() / max(1, counts.sum()) < 0.5 / n_classes
 
 
 def _needs_index(d: Choice) -> bool:

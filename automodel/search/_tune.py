@@ -29,7 +29,7 @@ from automodel.metrics import MODES
 from automodel.search._families import default_families, with_families
 from automodel.search._result import SearchResult, leaderboard_from
 from automodel.search._searchers import STUDY_FILE, make_searcher
-from automodel.search._space import decode, family_spaces, grid_configs
+from automodel.search._space import decode, family_spaces, grid_configs, is_imbalanced
 from automodel.search._trainable import run_trial
 from automodel.spec import Spec
 
@@ -111,6 +111,7 @@ def tune(
             dataset.n_features,
             callbacks=[history, *(callbacks or [])],
             journal=journal,
+            imbalanced=_imbalanced(spec, dataset),
         )
 
     board = leaderboard_from(history.trials, metric, journal)
@@ -164,6 +165,7 @@ def _run(
     *,
     callbacks: list,
     journal: Any = None,
+    imbalanced: bool = False,
 ) -> Any:
     """A ``Tuner`` with automodel's settings, fitted; also what the overhead benchmark times.
 
@@ -176,7 +178,7 @@ def _run(
 
     s = spec.search
     mode = MODES[metric]
-    spaces = family_spaces(spec, task)
+    spaces = family_spaces(spec, task, imbalanced=imbalanced)
     k_range = _k_range(spec, n_features)
     finished = journal.finished if journal is not None else {}
     search_alg = make_searcher(
@@ -222,6 +224,14 @@ def _run(
 
 def _key(config: dict) -> str:
     return json.dumps(config, sort_keys=True, default=str)
+
+
+def _imbalanced(spec: Spec, dataset: Dataset) -> bool:
+    """Search class weights: a classification target with a rare class, and not a grid (a grid
+    runs exactly the combinations the spec lists)."""
+    if dataset.task != "classification" or spec.search.searcher == "grid":
+        return False
+    return is_imbalanced(dataset.y_train, dataset.n_outputs)
 
 
 def _expected_trials(spec: Spec, task: str, n_features: int) -> int:

@@ -70,3 +70,21 @@ def test_family_declares_space_and_fidelity(family):
 def test_unknown_family_lists_valid_ones():
     with pytest.raises(SpecError, match="valid: mlp, cnn"):
         get_family("xgb")
+
+
+@pytest.mark.parametrize("family", sorted(f for f, c in FAMILIES.items() if c.supports_class_weight))
+def test_balanced_class_weight_favours_the_rare_class(family):
+    """Families that take class weights: ``class_weight: balanced`` (searched on imbalanced
+    targets) moves probability toward the rare class on unseen rows."""
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(n_samples=1200, n_features=8, weights=[0.95, 0.05], flip_y=0.02,
+                               class_sep=0.5, random_state=0)
+    X = X.astype(np.float32)
+    rare = {}
+    for weight in (None, "balanced"):
+        cls = FAMILIES[family]
+        params = {**cls.defaults("classification"), "class_weight": weight}
+        model = cls("classification", 8, 2, params, max_steps=5).fit(X[:900], y[:900])
+        rare[weight] = float(model.predict_raw(X[900:])[:, 1].mean())
+    assert rare["balanced"] > 1.2 * rare[None], rare

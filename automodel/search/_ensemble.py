@@ -1,0 +1,252 @@
+"""A weighted ensemble of the sweep's top trials (Caruana et al., 2004), one ONNX graph.
+
+The search leaves a leaderboard of configurations that each did well on validation; averaging a
+few of them usually beats the single best. Members are the top completed trials (same ``k`` as
+the winner, so they share one input), refitted here on the driver with the trial's own settings:
+the sweep's models live in trial processes that are gone. Greedy selection with replacement on
+the validation split picks the weights (a member picked 3 times of 20 weighs 0.15), and the
+ensemble is kept only when it beats the best member's validation score. Refitting members on the
+driver is cheap for the tables the in-memory path holds; members are capped by the time their
+trials took (``ENSEMBLE_TIME_SHARE`` of the sweep's wall time).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from automodel.data import Dataset
+from automodel.metrics import better, score_raw
+from automodel.models import FAMILIES, Family
+from automodel.search._result import SearchResult
+
+MAX_MEMBERS = 8
+ROUNDS = 20
+ENSEMBLE_TIME_SHARE = 0.25
+
+
+@dataclass
+class Ensemble:
+    """Fitted members and their weights; predicts, and exports as one ONNX graph."""
+
+    task: str
+    n_outputs: int
+    members: list[Family]
+    weights: list[float]
+    val_score: float | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+    name = "ensemble"
+    kind = "ensemble"
+
+    def predict_raw(self, X: np.ndarray) -> np.ndarray:
+        return sum(w * _raw(m, X) for m, w in zip(self.members, self.weights)).astype(np.float32)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        out = self.predict_raw(X)
+        return out.argmax(axis=1) if self.task == "classification" else out.reshape(-1)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """What the card records: each member's family, parameters and weight."""
+        return {
+            "members": [
+                {
+                    "family": m.name,
+                    "params": json.loads(json.dumps(m.params, default=str)),
+                    "weight": w,
+                }
+                for m, w in zip(self.members, self.weights)
+            ]
+        }
+
+    def to_onnx(self) -> tuple[bytes, str]:
+        """One graph: every member reads ``input``; the output is their weighted sum."""
+        return merge_onnx(
+            [m.to_onnx() for m in self.members], self.weights, self.task == "classification"
+        )
+
+    def final(self, data: Dataset, *, refit: bool) -> Ensemble:
+        """The ensemble for the artifact: with ``refit``, each member trained again on train +
+        validation (the weights stay those chosen on validation); the card's ``train`` section in
+        ``info``."""
+        start = time.time()
+        members = self.members
+        if refit:
+            X = np.concatenate([data.X_train, data.X_val])
+            y = np.concatenate([data.y_train, data.y_val])
+            members = [_fresh(m).fit(X, y) for m in self.members]
+        info = {
+            "workers": 1,
+            "use_gpu": False,
+            "restarts": 0,
+            "backend": "local",
+            "refit": refit,
+            "wall_s": round(self.info.get("fit_s", 0.0) + time.time() - start, 2),
+            "ensemble": self.info,
+        }
+        return Ensemble(self.task, self.n_outputs, members, self.weights, self.val_score, info)
+
+
+def _raw(model: Family, X: np.ndarray) -> np.ndarray:
+    out = model.predict_raw(X)
+    return out if model.task == "classification" else out.reshape(-1, 1)
+
+
+def _fresh(m: Family) -> Family:
+    fresh = type(m)(
+        m.task,
+        m.n_features,
+        m.n_outputs,
+        m.params,
+        image_shape=m.image_shape,
+        seed=m.seed,
+        max_steps=m.max_steps,
+    )
+    fresh.n_jobs = m.n_jobs
+    return fresh
+
+
+def greedy_weights(
+    preds: list[np.ndarray], y: np.ndarray, task: str, metric: str, rounds: int = ROUNDS
+) -> tuple[list[float], float]:
+    """Caruana's forward selection with replacement: weights (summing to 1) and their val score."""
+    total, picks, best = None, Counter(), None
+    for r in range(rounds):
+        scores = [
+            score_raw(task, metric, y, (p if total is None else total + p) / (r + 1)) for p in preds
+        ]
+        i = (
+            max(range(len(preds)), key=lambda j: (scores[j], -j))
+            if _maximize(metric)
+            else min(range(len(preds)), key=lambda j: (scores[j], j))
+        )
+        total = preds[i] if total is None else total + preds[i]
+        picks[i] += 1
+        best = scores[i]
+    weights = [picks[i] / rounds for i in range(len(preds))]
+    return weights, float(best)
+
+
+def _maximize(metric: str) -> bool:
+    return better(metric, 1.0, 0.0)
+
+
+def select_ensemble(
+    spec: Any, data: Dataset, result: SearchResult, *, progress: Any = None
+) -> Ensemble | None:
+    """The ensemble of the top trials, when it beats the best of them on validation; else None.
+
+    ``data`` holds the winner's features (``k``) already selected, as the final fit sees them.
+    """
+    start = time.time()
+    metric, task = result.metric, data.task
+    board = result.leaderboard
+    k = "" if result.k is None else result.k
+    done = board[(board.status == "completed") & board[metric].notna()]
+    done = done[done.k.astype(str) == str(k)].drop_duplicates(subset=["family", "params"])
+    budget = max(5.0, ENSEMBLE_TIME_SHARE * result.wall_s)
+    rows, spent = [], 0.0
+    for _, row in done.head(MAX_MEMBERS).iterrows():
+        if rows and spent + float(row.time_s) > budget:
+            break
+        rows.append(row)
+        spent += float(row.time_s)
+    if len(rows) < 2:
+        return None
+    members, preds = [], []
+    for row in rows:
+        cls = FAMILIES[row.family]
+        model = cls(
+            task,
+            data.n_features,
+            data.n_outputs,
+            json.loads(row.params),
+            image_shape=data.preprocessor.image_shape,
+            seed=spec.data.seed,
+            max_steps=spec.search.max_epochs,
+        )
+        model.n_jobs = (
+            1  # OpenMP threads spin-wait badly on a loaded machine; small data: one is enough
+        )
+        model.fit(data.X_train, data.y_train)
+        members.append(model)
+        preds.append(_raw(model, data.X_val))
+    weights, ens_score = greedy_weights(preds, data.y_val, task, metric)
+    single = score_raw(task, metric, data.y_val, preds[0])
+    kept = [(m, w) for m, w in zip(members, weights) if w > 0]
+    info = {
+        "candidates": len(members),
+        "members": len(kept),
+        "val_score": ens_score,
+        "best_single_val": single,
+        "fit_s": round(time.time() - start, 2),
+    }
+    if progress is not None:
+        progress(
+            "ensemble",
+            f"{len(kept)} of {len(members)} top trials, val {metric} {ens_score:.4f} "
+            f"vs best single {single:.4f}: "
+            + ("kept" if len(kept) > 1 and better(metric, ens_score, single) else "not kept"),
+        )
+    if len(kept) < 2 or not better(metric, ens_score, single):
+        return None
+    n_outputs = data.n_outputs
+    return Ensemble(task, n_outputs, [m for m, _ in kept], [w for _, w in kept], ens_score, info)
+
+
+def merge_onnx(
+    models: list[tuple[bytes, str]], weights: list[float], classification: bool
+) -> tuple[bytes, str]:
+    """Members' ONNX graphs side by side on one ``input``; output = sum of weight x member output."""
+    import onnx
+    from onnx import compose, helper, numpy_helper
+
+    loaded = [onnx.load_from_string(b) for b, _ in models]
+    opsets: dict[str, int] = {}
+    for m in loaded:
+        for o in m.opset_import:
+            opsets[o.domain] = max(opsets.get(o.domain, 0), o.version)
+    target = opsets.get("", 17)
+    nodes, inits, terms = [], [], []
+    out_name = "probabilities" if classification else "variable"
+    for i, (m, (_, output)) in enumerate(zip(loaded, models)):
+        if (
+            m.opset_import
+            and next((o.version for o in m.opset_import if o.domain == ""), target) != target
+        ):
+            m = onnx.version_converter.convert_version(m, target)
+        m = compose.add_prefix(m, prefix=f"m{i}_")
+        g = m.graph
+        nodes.append(helper.make_node("Identity", ["input"], [f"m{i}_input"]))
+        nodes.extend(g.node)
+        inits.extend(g.initializer)
+        member_out = f"m{i}_{output}"
+        if not classification:
+            shape = numpy_helper.from_array(np.array([-1, 1], dtype=np.int64), f"m{i}_shape")
+            inits.append(shape)
+            nodes.append(helper.make_node("Reshape", [member_out, f"m{i}_shape"], [f"m{i}_col"]))
+            member_out = f"m{i}_col"
+        w = numpy_helper.from_array(np.array(weights[i], dtype=np.float32), f"m{i}_weight")
+        inits.append(w)
+        nodes.append(helper.make_node("Mul", [member_out, f"m{i}_weight"], [f"m{i}_weighted"]))
+        terms.append(f"m{i}_weighted")
+    nodes.append(helper.make_node("Sum", terms, [out_name]))
+    n_features = loaded[0].graph.input[0].type.tensor_type.shape.dim[1].dim_value
+    graph = helper.make_graph(
+        nodes,
+        "ensemble",
+        [helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT, [None, n_features])],
+        [helper.make_tensor_value_info(out_name, onnx.TensorProto.FLOAT, [None, None])],
+        inits,
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid(d, v) for d, v in opsets.items()]
+    )
+    model.ir_version = max(m.ir_version for m in loaded)
+    onnx.checker.check_model(model)
+    return model.SerializeToString(), out_name
