@@ -82,3 +82,19 @@ def test_unreadable_file_is_a_data_error(parts, ray_cluster):
     with pytest.raises(DataError) as err, reading(files):
         read_files(files, positions=True).count()
     assert "part-9.parquet" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_stream_off_reads_a_directory_in_memory(parts):
+    from automodel.data import load_dataset, stream_files
+    from automodel.spec import DataSpec
+
+    spec = DataSpec(source=str(parts / "table"), target="y", stream="off")
+    assert stream_files(spec) is None
+    assert (
+        stream_files(DataSpec(source=str(parts / "c0.csv"), target="y")) is None
+    )  # small: in memory
+    assert (
+        stream_files(DataSpec(source=str(parts / "table"), target="y")) is not None
+    )  # several files
+    d = load_dataset(spec)
+    assert d.rows == 15 and d.stream is None
