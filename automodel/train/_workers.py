@@ -48,8 +48,6 @@ def plan_workers(
     offered = offered_workers(spec)
     if getattr(dataset, "stream", None) is not None:  # the driver holds a sample, not the rows
         return WorkerPlan(False, offered, "the rows stream from files: each worker reads its own")
-    if getattr(dataset, "stream", None) is not None:  # the rows are in files, not on the driver
-        return WorkerPlan(False, offered, "streamed files: Ray Train workers read their own files")
     if t.use_gpu and not _driver_has_gpu():
         return WorkerPlan(False, max(offered, 1), "train.use_gpu and this process sees no GPU")
     estimate = estimate_fit_s(spec, dataset, family, params, epochs)
