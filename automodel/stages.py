@@ -26,7 +26,7 @@ def tune_stage(spec: Spec, out: str | Path | None, *, resume: bool = False) -> S
     if resume and not Path(out).is_dir():
         raise SearchError(f"--resume: {out} does not exist, so it holds no sweep to resume")
     if resume and not has_sweep(out):  # before Ray starts: say so at once
-        raise SearchError(f"--resume: {out} holds no sweep to resume (no tune/experiment_state-*.json); "
+        raise SearchError(f"--resume: {out} holds no sweep to resume (no tune/sweep.json); "
                           "run `automodel tune SPEC --out DIR` without --resume to start one")
     progress = Progress(spec.runtime.quiet)
     run_dir = Path(out).resolve() if resume else make_run_dir(spec, out)

@@ -115,18 +115,17 @@ def sweep(
     search_spec = _spec(
         source, seed=seed, searcher=searcher, scheduler=scheduler, time_budget_s=budget
     )
-    trainable = _trainable(folds_spec, dataset, None, "accuracy", {})
+    trainable = _trainable(folds_spec, dataset, None, "accuracy")
     with tempfile.TemporaryDirectory() as run_dir:
         start = time.time()
         clock = Clock(start)
-        analysis = _run(
+        results = _run(
             search_spec,
             trainable,
             Path(run_dir),
             "accuracy",
             dataset.task,
             dataset.n_features,
-            resume=False,
             callbacks=[clock],
         )
         wall = time.time() - start
@@ -135,7 +134,7 @@ def sweep(
         "done": clock.done,
         "trials": len(clock.done),
         "stopped": sum(
-            1 for t in analysis.trials if 0 < (t.last_result or {}).get("training_iteration", 0) < 5
+            1 for r in results if 0 < (r.metrics or {}).get("training_iteration", 0) < 5
         ),
     }
 
@@ -239,15 +238,12 @@ def overhead(n: int = 100) -> str:
         # Ray Tune as a user gets it: a fresh actor a trial, the CSV/JSON/TensorBoard loggers on.
         os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "0"
         start = time.time()
-        tune.run(
+        tune.Tuner(
             tune.with_resources(_noop, {"cpu": 1}),
-            config={"x": tune.uniform(0, 1)},
-            num_samples=n,
-            max_concurrent_trials=2,
-            storage_path=tmp,
-            name="defaults",
-            verbose=0,
-        )
+            param_space={"x": tune.uniform(0, 1)},
+            tune_config=tune.TuneConfig(num_samples=n, max_concurrent_trials=2),
+            run_config=tune.RunConfig(storage_path=tmp, name="defaults", verbose=0),
+        ).fit()
         rows.append(
             ["Ray Tune defaults (fresh actor a trial, loggers on)", (time.time() - start) / n]
         )
@@ -264,12 +260,11 @@ def overhead(n: int = 100) -> str:
                 "accuracy",
                 "classification",
                 64,
-                resume=False,
                 callbacks=[],
             )
             rows.append(
                 [
-                    f"automodel settings, {searcher} searcher + ASHA, snapshot on each completion",
+                    f"automodel settings, {searcher} searcher + per-family ASHA",
                     (time.time() - start) / n,
                 ]
             )
@@ -286,10 +281,117 @@ def overhead(n: int = 100) -> str:
     return f"{n} no-op trials (each reports one result), 2 at a time, on the local Ray.\n\n{body}\n"
 
 
+# ---- (e) ASHA rungs shared by all families vs kept per family ---------------------------------
+class Trials(Callback):
+    """(family, iterations, score) of each finished trial."""
+
+    def __init__(self):
+        self.rows = []
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        r = trial.last_result or {}
+        family = trial.config.get("family")
+        self.rows.append((family, int(r.get("training_iteration", 0)), r.get("accuracy")))
+
+
+def families(seeds: int) -> str:
+    """Digits, mlp + random_forest + logistic, TPE, 16 trials of up to 20 epochs: Tune's ASHA with
+    one set of rungs for all families (the old scheduler) vs FamilyASHA (rungs per family)."""
+    from ray.tune.schedulers import ASHAScheduler
+
+    from automodel.data import load_dataset
+    from automodel.search import _schedulers
+    from automodel.search._tune import _run, _trainable
+    from automodel.spec import spec_from_dict
+
+    dataset = load_dataset(spec_from_dict({}).data)
+    own = _schedulers.make_scheduler
+
+    def shared(spec, metric, mode):
+        s = spec.search
+        return ASHAScheduler(
+            time_attr="fidelity",
+            metric=metric,
+            mode=mode,
+            max_t=s.max_epochs,
+            grace_period=s.grace_period,
+            reduction_factor=3,
+        )
+
+    rows = []
+    for seed in range(seeds):
+        spec = spec_from_dict(
+            {
+                "data": {"seed": seed},
+                "search": {
+                    "families": ["mlp", "random_forest", "logistic"],
+                    "num_samples": 16,
+                    "max_epochs": 20,
+                },
+            }
+        )
+        for label, maker in (
+            ("shared rungs (Tune's ASHA)", shared),
+            ("rungs per family (FamilyASHA)", own),
+        ):
+            _schedulers.make_scheduler = maker
+            try:
+                trials = Trials()
+                with tempfile.TemporaryDirectory() as run_dir:
+                    start = time.time()
+                    _run(
+                        spec,
+                        _trainable(spec, dataset, None, "accuracy"),
+                        Path(run_dir),
+                        "accuracy",
+                        dataset.task,
+                        dataset.n_features,
+                        callbacks=[trials],
+                    )
+                    wall = time.time() - start
+            finally:
+                _schedulers.make_scheduler = own
+            mlp = [it for fam, it, _ in trials.rows if fam == "mlp"]
+            best_mlp = max(
+                (a for fam, _, a in trials.rows if fam == "mlp" and a is not None), default=None
+            )
+            best = max(a for _, _, a in trials.rows if a is not None)
+            row = [
+                label,
+                seed,
+                f"{wall:.0f}",
+                len(mlp),
+                sum(it > 2 for it in mlp),
+                max(mlp, default=0),
+                "-" if best_mlp is None else f"{best_mlp:.4f}",
+                f"{best:.4f}",
+            ]
+            print("families:", row, flush=True)
+            rows.append(row)
+    body = table(
+        [
+            "scheduler",
+            "seed",
+            "sweep wall s",
+            "mlp trials",
+            "mlp past the first rung (2 epochs)",
+            "most mlp epochs",
+            "best mlp val acc",
+            "best val acc",
+        ],
+        rows,
+    )
+    return (
+        "Digits, `families: [mlp, random_forest, logistic]`, TPE, 16 trials, max_epochs 20, "
+        "grace period 2, reduction factor 3, 2 at a time; the two schedulers run back to back on "
+        "the same searcher seed.\n\n" + body + "\n"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--only", choices=["digits", "synthetic", "overhead"])
+    parser.add_argument("--only", choices=["digits", "synthetic", "overhead", "families"])
     args = parser.parse_args()
 
     from automodel.cluster import ray_session
@@ -302,20 +404,24 @@ def main() -> None:
         "digits": "Search on digits: GridSearchCV vs ASHA + TPE vs random",
         "synthetic": "Search on 50k synthetic rows: GridSearchCV vs ASHA + TPE vs random",
         "overhead": "Search: Ray Tune overhead per trivial trial",
+        "families": "Search on digits: ASHA rungs shared by all families vs kept per family",
     }
     with ray_session(RuntimeSpec(num_cpus=2)):
-        for part in ("digits", "synthetic", "overhead"):
+        for part in ("digits", "synthetic", "overhead", "families"):
             if args.only not in (None, part):
                 continue
             start = time.time()
-            body = overhead() if part == "overhead" else compare(part, args.seeds)
+            if part == "families":
+                body = families(args.seeds)
+            else:
+                body = overhead() if part == "overhead" else compare(part, args.seeds)
             load = os.getloadavg()[0]
             note = (
                 f"`python benchmarks/search_vs_grid.py --only {part}` ({time.time() - start:.0f} s). "
                 f"The machine was shared with other work (load average {load:.0f} on 2 cores at the end), "
                 "so absolute times are noisy; the rows of a table ran back to back.\n\n"
             )
-            if part != "overhead":
+            if part in ("digits", "synthetic"):
                 note += (
                     "Random forests scored by 5-fold stratified CV accuracy on the same folds in all three "
                     "searches (see the script's docstring). (b), (c): median of 3 searcher seeds; "
