@@ -53,8 +53,11 @@ def test_digits_asha_tpe_over_families_and_k(ray_cluster, digits, tmp_path):
     )
     assert result.score >= 0.95 and result.score == board.accuracy.max()
     assert result.family == board.family[0] and result.params == json.loads(board.params[0])
-    torch = board[board.family == "mlp"]
-    assert (torch.iterations < 20).any() and (torch.status == "stopped_early").any(), board
+    # ASHA's rungs are kept per family: an MLP is judged against MLPs, so the first ones are never
+    # cut at 2 epochs by forests already near their best; poorer trials are still stopped early.
+    mlp = board[board.family == "mlp"]
+    assert (mlp.iterations > spec.search.grace_period).any(), board
+    assert (board.status == "stopped_early").any(), board
     # trials.jsonl: one line per reported result, the format learning curves are drawn from
     lines = _history(tmp_path)
     assert set(lines[0]) == {"trial_id", "family", "k", "iteration", "accuracy", "loss", "time"}
