@@ -134,7 +134,8 @@ def run(spec: Spec, out: str | Path | None = None, *, progress: Progress | None 
                                   refit=refit)
         if data.stream is not None:  # what the final fit saw (the search saw the sample)
             ray_fit = trained.info.get("backend") == "ray_train"  # else fitted in-process on the sample
-            trained.info.setdefault("rows_seen", data.stream.counts["train"] if ray_fit else len(data.X_train))
+            seen = data.stream.counts["train"] + (data.stream.counts["val"] if trained.info.get("refit") else 0)
+            trained.info.setdefault("rows_seen", seen if ray_fit else len(data.X_train))
         artifact = build_artifact(spec, data, trained, run_dir / "artifact", search=result)  # streamed test: Ray
     if spec.compress is not None:  # in place: artifact/model.onnx becomes what the gate chose
         from automodel.compress import compress_artifact
