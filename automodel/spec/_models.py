@@ -67,7 +67,7 @@ class SearchSpec(_Section):
     families: list[str] | None = Field(
         None,
         description="Default: chosen from the data's shape at search time (flat tables: gradient boosting, "
-        "forest, linear, mlp; image-shaped: mlp, cnn first), recorded in the run's tune/sweep.json.",
+        "forest, linear, mlp; image-shaped: mlp, cnn, linear), recorded in the run's tune/sweep.json.",
     )
     scheduler: Literal["asha", "fifo"] = "asha"
     searcher: Literal["tpe", "gp", "random", "grid"] = "tpe"
