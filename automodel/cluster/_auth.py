@@ -11,8 +11,8 @@ authentication (measured on 2.60), so turning the mode on whenever a token exist
 from __future__ import annotations
 
 import os
+import secrets
 import stat
-import sys
 from pathlib import Path
 
 AUTH_MODE_ENV = "RAY_AUTH_MODE"
@@ -42,11 +42,11 @@ def read_token() -> str | None:
     path = token_file()
     if path is None:
         return None
-    make_private(path)
+    restrict_to_owner(path)
     return path.read_text().strip() or None
 
 
-def make_private(path: Path) -> None:
+def restrict_to_owner(path: Path) -> None:
     """Make a token file readable by its owner only (Ray creates it world-readable).
 
     Files that belong to another user are left alone: we cannot and must not chmod them.
@@ -65,19 +65,15 @@ def create_token_file(path: Path | None = None) -> Path:
     Ray's own generator writes the file with the process umask (0644 by default); creating it
     first, exclusively and private, means Ray then reuses ours.
     """
-    from ray._private.authentication.authentication_token_generator import (
-        generate_new_authentication_token,
-    )
-
     path = path or default_token_path()
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        make_private(path)
+        restrict_to_owner(path)
         return path
     with os.fdopen(fd, "w") as f:
-        f.write(generate_new_authentication_token())
+        f.write(secrets.token_hex(32))  # 256 bits, as Ray's own generator writes
     return path
 
 
@@ -89,12 +85,10 @@ def auth_mode() -> str | None:
 
 def enable_token_auth() -> None:
     """Put this process (and its children) in token mode, as Ray does for its local clusters."""
-    os.environ[AUTH_MODE_ENV] = "token"
-    if "ray._raylet" in sys.modules:
-        # Ray caches its config; re-read it so this process sees the mode too.
-        from ray._raylet import Config
+    from automodel.cluster._compat import reload_ray_config
 
-        Config.initialize("")
+    os.environ[AUTH_MODE_ENV] = "token"
+    reload_ray_config()  # Ray caches its config; re-read it so this process sees the mode too
 
 
 def prepare_client_auth(*, starting_local: bool) -> bool:

@@ -66,6 +66,8 @@ class Supply:
     node_types: list[NodeType] = field(default_factory=list)
     max_workers: int | None = None
     source: str = "alive nodes"
+    # Why the autoscaling node types could not be read (then nothing is refused for lack of room).
+    unreadable: str | None = None
 
     def totals(self) -> dict[str, float]:
         out: dict[str, float] = {}
@@ -129,9 +131,9 @@ def _norm(resources: Mapping[str, float]) -> dict[str, float]:
 
 
 def _uses_torch(families: Iterable[str]) -> bool:
-    from automodel.models import FAMILIES
+    from automodel.spec._families import uses_torch
 
-    return any(FAMILIES[f].kind == "torch" for f in families if f in FAMILIES)
+    return uses_torch(families)
 
 
 def spec_demands(spec, stages: Iterable[str] = ("search", "train")) -> list[Demand]:
@@ -211,6 +213,12 @@ def check_demands(demands: list[Demand], supply: Supply) -> list[str]:
     notes: list[str] = []
     for d in demands:
         cap = supply.capacity(d.bundle)
+        if cap < d.count and supply.unreadable:
+            notes.append(
+                f"preflight: cannot tell whether {d.stage} will fit: {supply.unreadable}; the alive "
+                f"nodes have room for {_fmt_int(cap)} of {d.count} {d.what}(s) {_fmt(d.bundle)}"
+            )
+            continue
         if cap < d.count and supply.unknown_types():
             notes.append(
                 f"preflight: node types {', '.join(supply.unknown_types())} declare no resources "
@@ -271,26 +279,38 @@ def cluster_supply() -> Supply:
 
     nodes = [_norm(n["Resources"]) for n in ray.nodes() if n.get("Alive")]
     supply = Supply(nodes)
-    try:
-        _from_gcs_config(supply)
-    except Exception:  # an internal API: its absence only means "no node types"
-        pass
+    _from_gcs_config(supply)
     if not supply.node_types:
         _from_launcher_config(supply)
     return supply
 
 
 def _from_gcs_config(supply: Supply) -> None:
-    from ray._private.state import state
+    from ray.exceptions import RaySystemError, RpcError
 
-    config = state.get_cluster_config()
-    if config is None:
+    from automodel.cluster._compat import gcs_node_groups
+
+    try:
+        groups = gcs_node_groups()
+    except (
+        RpcError,
+        RaySystemError,
+        ConnectionError,
+        TimeoutError,
+        ImportError,
+        AttributeError,
+    ) as exc:
+        supply.unreadable = f"reading the cluster config from the GCS failed ({_one_line(exc)})"
         return
-    for group in config.node_group_configs:
-        supply.node_types.append(
-            NodeType(group.name, _norm(dict(group.resources)), int(group.max_count))
-        )
-    supply.source = "GCS cluster config"
+    for name, resources, max_count in groups or []:
+        supply.node_types.append(NodeType(name, _norm(resources), max_count))
+    if groups:
+        supply.source = "GCS cluster config"
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
 
 
 def _from_launcher_config(supply: Supply) -> None:
@@ -299,8 +319,13 @@ def _from_launcher_config(supply: Supply) -> None:
         return
     import yaml
 
-    config = yaml.safe_load(path.read_text())
-    supply.node_types.extend(launcher_node_types(config))
+    try:
+        config = yaml.safe_load(path.read_text())
+        supply.node_types.extend(launcher_node_types(config))
+    except (OSError, yaml.YAMLError, AttributeError, TypeError, ValueError) as exc:
+        # A broken config must not read as "no autoscaling": that would refuse what could run.
+        supply.unreadable = f"the autoscaling config {path} cannot be read ({_one_line(exc)})"
+        return
     supply.max_workers = config.get("max_workers")
     supply.source = str(path)
 
@@ -319,12 +344,12 @@ def _autoscaling_config_path() -> Path | None:
 
 def _monitor_config_path() -> Path | None:
     # One machine may run several clusters: take the monitor of the session we are connected to.
-    try:
-        import psutil
-        import ray
+    import psutil
 
-        session = ray._private.worker.global_worker.node.session_name
-    except Exception:  # not connected, or Ray internals moved: fall back to the launcher's path
+    from automodel.cluster._compat import session_name
+
+    session = session_name()
+    if session is None:  # not connected: fall back to the launcher's path
         return None
     for proc in psutil.process_iter(["cmdline"]):
         cmd = proc.info.get("cmdline") or []

@@ -117,3 +117,22 @@ def test_serve_replicas_must_fit_and_extra_ones_only_warn():
         ResourceError, match=r"serve.min_replicas: serve needs 3 replicas x \{CPU: 1\}"
     ):
         check_demands([serve_demand(3, 4, 1.0)], two_cpus)
+
+
+def test_an_unreadable_autoscaling_config_is_named_and_refuses_nothing(tmp_path, monkeypatch):
+    from automodel.cluster._preflight import CONFIG_ENV, _from_launcher_config
+
+    broken = tmp_path / "autoscaler.yaml"
+    broken.write_text("available_node_types: {gpu: {resources: {GPU: 8}, max_workers: [oops\n")
+    monkeypatch.setenv(CONFIG_ENV, str(broken))
+    supply = Supply([{"CPU": 2.0}])
+    _from_launcher_config(supply)
+    assert (
+        supply.unreadable
+        and str(broken) in supply.unreadable
+        and "ParserError" in supply.unreadable
+    )
+    # 2 GPU workers do not fit the alive node, but the cluster's real shape is unknown: a note.
+    notes = check_demands(spec_demands(_spec(), ("train",)), supply)
+    assert len(notes) == 1 and "cannot tell whether train will fit" in notes[0], notes
+    assert str(broken) in notes[0]

@@ -7,6 +7,7 @@ groups (never `ray stop`: other Ray instances on the machine are left alone).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -329,3 +330,43 @@ def test_gpu_demand_fails_preflight_within_seconds(cluster, tmp_path):
     assert res.returncode == 1, res.stderr[-2000:]
     assert "resource error: train.use_gpu" in res.stdout and " FAILED" in res.stderr
     print(f"automodel submit, GPU preflight failure: {time.time() - start:.1f} s")
+
+
+PROBE_JOB = """\
+import argparse, json, os
+p = argparse.ArgumentParser()
+p.add_argument("--spec")
+p.add_argument("--out")
+args = p.parse_known_args()[0]
+files = sorted(os.path.relpath(os.path.join(d, f)) for d, _, fs in os.walk(".") for f in fs)
+print("FILES " + json.dumps(files))
+print("SPEC " + json.dumps(open(args.spec).read()))
+"""
+SECRETS = (".env", "deploy.pem", "tls.key", "auth_token", ".ray/auth_token", "sub/.env")
+
+
+def test_submit_ships_a_spec_from_tmp_and_never_uploads_secrets(cluster, tmp_path):
+    # A project whose jobs/pipeline.py reports what the job received, with secrets beside the code
+    # and no .gitignore to keep them out.
+    project = tmp_path / "project"
+    (project / "jobs").mkdir(parents=True)
+    (project / "jobs" / "pipeline.py").write_text(PROBE_JOB)
+    (project / "data.csv").write_text("a,b\n1,2\n")
+    for name in SECRETS:
+        (project / name).parent.mkdir(parents=True, exist_ok=True)
+        (project / name).write_text("secret\n")
+    spec = Path(tempfile.mkdtemp(prefix="amspec-", dir="/tmp")) / "spec.yaml"
+    text = "name: shipped\nsearch: {num_samples: 1}\n"
+    spec.write_text(text)
+    try:
+        res = run_cli(
+            "submit", str(spec), "--address", cluster.url, "--working-dir", str(project),
+            cwd=project, env=_client_env(cluster), timeout=300,
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(spec.parent, ignore_errors=True)
+    assert res.returncode == 0, res.stderr[-3000:] + res.stdout[-3000:]
+    files = json.loads(res.stdout.split("FILES ", 1)[1].splitlines()[0])
+    assert "data.csv" in files and "jobs/pipeline.py" in files, files
+    assert not set(SECRETS) & set(files), files
+    assert json.loads(res.stdout.split("SPEC ", 1)[1].splitlines()[0]) == text

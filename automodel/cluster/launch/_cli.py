@@ -19,7 +19,11 @@ def add_parsers(sub) -> None:
         "its logs and exit with its status: 0 succeeded, 1 failed, 3 stopped, 4 still running "
         "(--status), 2 a usage or connection error.",
     )
-    s.add_argument("spec", nargs="?", help="spec YAML inside the working directory")
+    s.add_argument(
+        "spec",
+        nargs="?",
+        help="spec YAML; one outside the working directory travels with the job by itself",
+    )
     s.add_argument(
         "--address",
         help="Ray dashboard URL, http://HEAD:8265 (default: RAY_API_SERVER_ADDRESS or RAY_ADDRESS)",
@@ -40,7 +44,10 @@ def add_parsers(sub) -> None:
         "--out", help="run directory on the cluster (shared storage on a multi-node cluster)"
     )
     s.add_argument(
-        "--working-dir", default=".", help="directory uploaded with the job (default: .)"
+        "--working-dir",
+        default=".",
+        help="directory uploaded with the job (default: .), filtered by its .gitignore; .env, "
+        "*.pem, *.key, auth_token and .ray/ are never uploaded",
     )
     s.add_argument(
         "--pip",

@@ -10,6 +10,7 @@ never put into the job's runtime environment.
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as _dt
 import os
 import secrets
@@ -27,6 +28,13 @@ EXIT_CODES = {"SUCCEEDED": 0, "FAILED": 1, "STOPPED": 3, "PENDING": 4, "RUNNING"
 AGENT_WAIT_S = 60
 # Never uploaded: run outputs and VCS data (the working directory's .gitignore applies too).
 EXCLUDES = [".git", "automodel_runs", "mlruns", "**/__pycache__", ".pytest_cache", ".ruff_cache"]
+# Never uploaded whatever .gitignore says: secrets that commonly sit in a project directory
+# (gitignore-style patterns: each matches at any depth).
+SECRET_EXCLUDES = [".env", "*.pem", "*.key", "auth_token", ".ray/"]
+# A spec from outside the working directory travels in the job's runtime environment (base64 in
+# this variable) and is written to SHIPPED_SPEC in the job's working directory before the job runs.
+SPEC_ENV = "AUTOMODEL_SPEC_B64"
+SHIPPED_SPEC = ".automodel-spec.yaml"
 
 
 def api_address(address: str | None) -> str:
@@ -84,9 +92,19 @@ class Submission:
 
 
 def entrypoint(
-    job: str, spec_rel: str, working_dir: Path, out: str | None, extra: list[str]
+    job: str,
+    spec_rel: str,
+    working_dir: Path,
+    out: str | None,
+    extra: list[str],
+    *,
+    shipped: bool = False,
 ) -> str:
-    """The shell command the job runs, relative to the uploaded working directory."""
+    """The shell command the job runs, relative to the uploaded working directory.
+
+    ``shipped``: the spec comes in ``$AUTOMODEL_SPEC_B64`` (it lives outside the working
+    directory); the command first writes it to ``spec_rel``.
+    """
     script = f"jobs/{job}.py"
     cmd = (
         ["python", script]
@@ -96,7 +114,11 @@ def entrypoint(
     cmd += ["--spec", spec_rel]
     if out:
         cmd += ["--out", out]
-    return shlex.join(cmd + extra)
+    run = shlex.join(cmd + extra)
+    if not shipped:
+        return run
+    write = f"import base64, os; open({spec_rel!r}, 'wb').write(base64.b64decode(os.environ[{SPEC_ENV!r}]))"
+    return f"{shlex.join(['python', '-c', write])} && {run}"
 
 
 def submit(
@@ -113,7 +135,9 @@ def submit(
     """Validate the spec here, then submit ``job`` on it to the cluster at ``address``.
 
     Args:
-        spec_path: spec YAML; it must lie inside ``working_dir``, which is uploaded with the job.
+        spec_path: spec YAML. Inside ``working_dir`` it is uploaded with it; outside, its text
+            travels in the job's runtime environment and is written into the job's working
+            directory, where its relative paths resolve as for a spec at the top of it.
         address: the cluster's dashboard URL (``http://HEAD:8265``).
         job: "pipeline", "train" or "sweep" (the script in ``jobs/``).
         out: run directory on the cluster (shared storage on a multi-node cluster).
@@ -131,13 +155,12 @@ def submit(
     wd = Path(working_dir).resolve()
     if not wd.is_dir():
         raise ClusterError(f"--working-dir {working_dir} is not a directory")
+    shipped: dict[str, str] = {}
     try:
         spec_rel = Path(spec_path).resolve().relative_to(wd).as_posix()
-    except ValueError:
-        raise ClusterError(
-            f"the spec {spec_path} must lie inside the working directory {wd}, which is what the job "
-            "receives: move it there or pass --working-dir"
-        ) from None
+    except ValueError:  # not uploaded with the directory: send the file itself
+        spec_rel = SHIPPED_SPEC
+        shipped[SPEC_ENV] = base64.b64encode(Path(spec_path).read_bytes()).decode()
     if (
         out is None
         and "://" not in spec.runtime.storage
@@ -149,11 +172,11 @@ def submit(
             "storage) or set runtime.storage to s3://... or an NFS path",
             file=sys.stderr,
         )
-    cmd = entrypoint(job, spec_rel, wd, out, list(extra_args or []))
+    cmd = entrypoint(job, spec_rel, wd, out, list(extra_args or []), shipped=bool(shipped))
     runtime_env: dict = {
         "working_dir": str(wd),
-        "excludes": EXCLUDES,
-        "env_vars": {"PYTHONUNBUFFERED": "1", **(env or {})},
+        "excludes": EXCLUDES + SECRET_EXCLUDES,
+        "env_vars": {"PYTHONUNBUFFERED": "1", **(env or {}), **shipped},
     }
     if pip:
         runtime_env["pip"] = list(pip)

@@ -1,0 +1,147 @@
+"""The private Ray calls automodel cannot avoid, in one place, for the Ray versions it is tested with.
+
+Everything else uses public Ray APIs. Each function here names the private thing it touches and
+why no public API does the job; ``tests/cluster/test_compat.py`` fails loudly on a Ray outside
+``TESTED_RAY`` so that an upgrade re-checks every one of them. At run time an untested Ray only
+warns (``check_ray_version``): the calls are guarded and degrade to Ray's defaults.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+# [low, high): the Ray releases this module was read against (pyproject pins the same range).
+TESTED_RAY = ((2, 60), (2, 61))
+# Ray reads this at import (ray._private.ray_constants.ENABLE_RAY_CLUSTER): "0" makes a node it
+# starts take 127.0.0.1 as its IP, so GCS, raylet, workers and agents bind to loopback only.
+# It is how Ray keeps macOS/Windows laptops local; on Linux it is the one switch that does it.
+LOCAL_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def ray_version() -> tuple[int, int]:
+    import ray
+
+    major, minor = ray.__version__.split(".")[:2]
+    return int(major), int(minor)
+
+
+def ray_is_tested(version: tuple[int, int] | None = None) -> bool:
+    """Whether ``version`` (default: the installed Ray) is in ``TESTED_RAY``."""
+    low, high = TESTED_RAY
+    return low <= (version or ray_version()) < high
+
+
+def check_ray_version() -> str | None:
+    """Warn (and return the message) when the installed Ray is outside the tested range."""
+    if ray_is_tested():
+        return None
+    import ray
+
+    low, high = (".".join(map(str, v)) for v in TESTED_RAY)
+    msg = (
+        f"Ray {ray.__version__} is outside the range automodel is tested with (>={low},<{high}); "
+        "local-only binding and cluster discovery may fall back to Ray's defaults"
+    )
+    warnings.warn(msg, stacklevel=2)
+    return msg
+
+
+@contextlib.contextmanager
+def local_only_node() -> Iterator[None]:
+    """Around ``ray.init(address="local")``: the node it starts binds to 127.0.0.1 only.
+
+    Ray's own switch for this is read once at import, so this process gets the constant set for
+    the duration and the processes Ray spawns (which import Ray afresh) get the variable. Both
+    are restored afterwards: a later connection to a remote cluster must advertise a real IP.
+    """
+    from ray._private import ray_constants
+
+    old_env, old_const = os.environ.get(LOCAL_ONLY_ENV), ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[LOCAL_ONLY_ENV] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = old_const
+        if old_env is None:
+            os.environ.pop(LOCAL_ONLY_ENV, None)
+        else:
+            os.environ[LOCAL_ONLY_ENV] = old_env
+
+
+SERVE_LOOPBACK_HOOK = "automodel.cluster._compat.serve_loopback_hook"
+
+
+def serve_loopback_hook() -> None:
+    """Ray worker setup hook (``runtime_env.worker_process_setup_hook``) of `automodel serve`.
+
+    Ray Serve 2.60 binds three sockets on every interface with no setting to change it: HAProxy's
+    stats and Prometheus frontends (``bind *:PORT`` in its config template) and each replica's
+    inter-deployment gRPC server (``[::]:0``). On a single-node embedded Ray they only need
+    loopback; this rewrites those binds in the worker processes that render and open them.
+    """
+    if not ray_is_tested():
+        return
+    from ray.serve._private import haproxy, replica
+
+    haproxy.HAPROXY_CONFIG_TEMPLATE = haproxy.HAPROXY_CONFIG_TEMPLATE.replace(
+        "bind *:{{ config.stats_port }}", "bind 127.0.0.1:{{ config.stats_port }}"
+    ).replace("bind :{{ config.metrics_port }}", "bind 127.0.0.1:{{ config.metrics_port }}")
+    add_port = replica.add_port_to_grpc_server
+    if getattr(add_port, "_automodel_loopback", False):
+        return
+
+    def loopback_port(server: Any, address: str) -> int:
+        return add_port(server, address.replace("[::]", "127.0.0.1"))
+
+    loopback_port._automodel_loopback = True  # type: ignore[attr-defined]
+    replica.add_port_to_grpc_server = loopback_port
+
+
+def reload_ray_config() -> None:
+    """Make this process re-read Ray's config after ``RAY_AUTH_MODE`` changed.
+
+    Ray caches its config (``ray._raylet.Config``) on first use; there is no public way to
+    switch an already-imported client into token mode.
+    """
+    import sys
+
+    if "ray._raylet" in sys.modules:
+        from ray._raylet import Config
+
+        Config.initialize("")
+
+
+def gcs_node_groups() -> list[tuple[str, dict[str, float], int]] | None:
+    """Autoscaling node groups ``(name, resources, max_count)`` from the cluster config that
+    autoscaler v2 (KubeRay) stores in the GCS; None when the cluster stores none.
+
+    No public API returns it (``ray.autoscaler.v2.sdk`` reports status, not the config).
+    """
+    from ray._private.state import state
+
+    config = state.get_cluster_config()
+    if config is None:
+        return None
+    return [
+        (group.name, dict(group.resources), int(group.max_count))
+        for group in config.node_group_configs
+    ]
+
+
+def session_name() -> str | None:
+    """The connected Ray session's name (``session_<date>_<pid>``), None when not connected.
+
+    Public APIs give the node and job IDs but not the session directory name, which is what
+    tells one cluster's autoscaler monitor from another's on a shared machine.
+    """
+    import ray
+
+    if not ray.is_initialized():
+        return None
+    node = getattr(ray._private.worker.global_worker, "node", None)
+    return getattr(node, "session_name", None)
