@@ -33,16 +33,9 @@ def test_report_of_a_real_run(pipeline_run):
     assert f"test {metric}: {test:.4f}" in r.stdout
     tile = re.search(rf'<div class="k">test {metric}</div><div class="v">([\d.]+)</div>', html)
     assert float(tile.group(1)) == pytest.approx(test, abs=1e-4)
-    # Leaderboard: one row a trial; the feature ranking marks the searched k; a confusion matrix.
-    n_trials = len((run / "leaderboard.csv").read_text().strip().splitlines()) - 1
-    board = html.split('<section id="leaderboard">')[1].split("</section>")[0]
-    assert board.count("<tr") == 1 + n_trials == 7
-    if card.get("history"):
-        assert "train-metric" in plots(html)
-    assert {"features", "test-metrics", "class-balance"} <= plots(html)
+    # The searched k is marked on the feature ranking (every section: tests/report/test_report.py).
     assert "k was searched over [4, 13]" in html
-    # The sweep's trials.jsonl gives the learning curves; the compress step the variants plot.
-    assert (run / "trials.jsonl").is_file() and card.get("compression")
+    assert (run / "trials.jsonl").is_file() and card["compression"]
     assert {"learning-curves", "best-so-far", "compression"} <= plots(html)
     # Progress: stage lines, trial counts with the best so far, and where the report is.
     assert re.search(r"search: trial 6/6 .*\(best \d\.\d{4}\)", r.stderr)
