@@ -59,10 +59,14 @@ def _streamed(spec: DataSpec, sample_rows: int = 100_000):
 def _train_rows(d, world: int) -> set[bytes]:
     """Every training row (encoded) that the ``world`` workers' FileShards read, as bytes."""
     stream = worker_stream(d, world)
-    out = []
+    out, yielded = [], []
     for rank in range(world):
+        n = 0
         for chunk in FileShard(stream, rank, world, seed=0).iter_batches(batch_size=512):
             out += [r.tobytes() for r in chunk["X"][~chunk["pad"]]]
+            n += len(chunk["X"])
+        yielded.append(n)
+    assert yielded == [stream.rows] * world  # equal rows, so equal DDP steps, on every worker
     assert len(out) == len(set(out)) == d.stream.counts["train"]  # disjoint, and the whole split
     return set(out)
 
@@ -141,3 +145,10 @@ def test_split_by_key_ignores_the_file_layout(tmp_path, ray_cluster):
     assert _train_rows(a, 2) == _train_rows(b, 1)
     test_ids = {int(v) for v in a.raw_test["id"]}
     assert test_ids == {int(v) for v in b.raw_test["id"]}
+
+
+def test_one_file_is_shared_by_rows_between_workers(tmp_path, ray_cluster):
+    _write(_table(1500, seed=3), tmp_path / "one", 1)
+    d = _streamed(_spec(str(tmp_path / "one"), stream="on"))
+    assert len(d.stream.files) == 1 and worker_stream(d, 2).by_rows
+    assert _train_rows(d, 2) == _train_rows(d, 1)
