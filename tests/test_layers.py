@@ -62,12 +62,7 @@ OPEN_LAYERS = {0, len(LAYERS) - 1}  # units here may import each other (no cycle
 
 # Backward arrows still in the tree, (from unit, to unit): "why it is there; who removes it".
 # Remove an entry when its arrow goes; the test says so when an entry no longer matches.
-KNOWN: dict[tuple[str, str], str] = {
-    ("automodel.cluster", "automodel.models"): (
-        "issue 13: preflight asks models.FAMILIES whether a family is torch (GPU demand) "
-        "(cluster/_preflight.py). Owner: cluster/ bottom layer"
-    ),
-}
+KNOWN: dict[tuple[str, str], str] = {}  # empty: issue 13 removed the last ones
 
 
 def unit_of(module: str) -> str | None:
@@ -258,12 +253,6 @@ def private_api_uses() -> list[str]:
     return hits
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 13: private Ray/Optuna calls move into automodel/cluster/_compat.py (platform) "
-    "and the search drops ASHA's _brackets / Optuna's _ot_study (search); the lead removes this "
-    "mark once both have landed",
-)
 def test_private_ray_and_optuna_apis_only_in_the_compat_module():
     outside = [h for h in private_api_uses() if not h.startswith(COMPAT + ":")]
     assert not outside, "private APIs outside " + COMPAT + ":\n" + "\n".join(outside)
