@@ -384,18 +384,19 @@ def main() -> None:
     search_s = args.search_s if args.search_s is not None else args.budget / 2
     systems = args.systems.split(",")
     pythons = {"flaml": args.flaml_python, "autogluon": args.autogluon_python}
-    rows = [
-        compare(name, args.budget, search_s, pythons, systems) for name in args.datasets.split(",")
-    ]
-    body = report(rows, systems, args.budget, search_s)
-    print(body)
-    Path(tempfile.gettempdir(), "automl_peers_rows.json").write_text(json.dumps(rows, default=str))
-    if not args.no_write:
-        from benchmarks._results import write_section
-
-        write_section(
-            "automl_peers", "automodel vs FLAML vs AutoGluon at the same time budget", body
+    rows = []
+    for name in args.datasets.split(","):  # the section is rewritten after each data set
+        rows.append(compare(name, args.budget, search_s, pythons, systems))
+        body = report(rows, systems, args.budget, search_s)
+        Path(tempfile.gettempdir(), "automl_peers_rows.json").write_text(
+            json.dumps(rows, default=str)
         )
+        if not args.no_write:
+            from benchmarks._results import write_section
+
+            title = "automodel vs FLAML vs AutoGluon at the same time budget"
+            write_section("automl_peers", title, body)
+    print(body)
 
 
 if __name__ == "__main__":
