@@ -313,7 +313,7 @@ def _expand(fs, path: str, label: str) -> tuple[list[tuple[str, int]], str]:
                 for i in infos
                 if i.type == pafs.FileType.File and fnmatch.fnmatch(i.path, pattern)
             ]
-            return [(p, s) for p, s in hits if _data_file(p)], base
+            return [(p, s) for p, s in hits if _data_file(p, base)], base
         info = fs.get_file_info(path)
         if info.type == pafs.FileType.NotFound:
             raise DataError(f"data.source: no such file or directory: {label}")
@@ -322,7 +322,7 @@ def _expand(fs, path: str, label: str) -> tuple[list[tuple[str, int]], str]:
             hits = [
                 (i.path, i.size)
                 for i in infos
-                if i.type == pafs.FileType.File and _data_file(i.path)
+                if i.type == pafs.FileType.File and _data_file(i.path, path)
             ]
             return hits, path
         if _format(path, strict=False) is None:
@@ -332,11 +332,11 @@ def _expand(fs, path: str, label: str) -> tuple[list[tuple[str, int]], str]:
         raise DataError(f"data.source: cannot list {label}: {_first_line(exc)}") from None
 
 
-def _data_file(path: str) -> bool:
-    name = posixpath.basename(path)
-    hidden = name.startswith((".", "_")) or any(
-        p.startswith((".", "_")) and "=" not in p for p in path.split("/")[-3:-1]
-    )
+def _data_file(path: str, root: str) -> bool:
+    """A Parquet/CSV file not hidden below ``root``: no name under it starts with "." or "_"
+    (Spark's _SUCCESS, _temporary/, .crc files); hive partitions (``_key=value``) count."""
+    rel = posixpath.relpath(path, root) if root not in ("", ".") else path
+    hidden = any(p.startswith((".", "_")) and "=" not in p for p in rel.split("/"))
     return not hidden and _format(path, strict=False) is not None
 
 
