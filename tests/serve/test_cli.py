@@ -26,7 +26,7 @@ def test_deploy_writes_a_config_serve_accepts(digits_artifact, tmp_path, capsys)
     assert text.startswith("# Ray Serve config for model 'digits' version 1")
     config = yaml.safe_load(text)
     ServeDeploySchema.model_validate(config)
-    assert config["http_options"] == {"host": "0.0.0.0", "port": 8123}
+    assert config["http_options"] == {"host": "127.0.0.1", "port": 8123}  # local unless asked
     app = config["applications"][0]
     assert app["name"] == "digits" and app["import_path"] == "serve_apps.model:app"
     assert app["args"] == {"artifact": str(artifact.path.resolve())}
@@ -36,6 +36,11 @@ def test_deploy_writes_a_config_serve_accepts(digits_artifact, tmp_path, capsys)
     # stdout by default, and --name renames the model in the API
     assert main(["deploy", str(artifact.path), "--name", "pixels"]) == 0
     assert "- name: pixels" in capsys.readouterr().out
+    # every interface only when asked, and the header says what that means
+    assert main(["deploy", str(artifact.path), "--public"]) == 0
+    text = capsys.readouterr().out
+    assert yaml.safe_load(text)["http_options"]["host"] == "0.0.0.0"
+    assert "# http_options.host 0.0.0.0: every interface" in text
 
 
 def test_app_builder_reads_the_artifacts_serve_section(tmp_path, digits):
