@@ -157,6 +157,7 @@ def predict(
         import ray.data
 
         from automodel.data._files import reading
+        from automodel.predict._read import read_input
         from automodel.predict._scorer import Scorer
         from automodel.predict._sink import PredictionSink
         from automodel.predict._tally import Tally
@@ -167,7 +168,8 @@ def predict(
         _quiet_ray_data()
         tally = ray.remote(num_cpus=0)(Tally).remote()
         needed = list(dict.fromkeys([*encoder.columns, *kept]))
-        ds = _read(files, schema, needed, art.preprocessor)
+        text = {c.name for c in art.preprocessor.columns if c.kind == "numeric"}
+        ds = read_input(files, schema, needed, text if files.format == "csv" else set(), IO_CPUS)
         scored = ds.map_batches(
             Scorer,
             fn_constructor_kwargs={
@@ -318,36 +320,3 @@ def _output(out: str, overwrite: bool):
             fs.delete_dir_contents(path)
     fs.create_dir(path, recursive=True)
     return fs, path
-
-
-def _read(files, schema, columns: list[str], prep):
-    """The input as a lazy Ray Dataset of ``columns``.
-
-    CSV: numeric feature columns are read as text and parsed by the encoder, so one bad value
-    refuses its row, not the whole file (a typed CSV read fails on the first "abc").
-    """
-    import ray.data
-
-    if files.format == "parquet":
-        # read_files' own call, plus the CPU share (read_files does not take one yet).
-        return ray.data.read_parquet(
-            list(files.paths),
-            filesystem=files.filesystem,
-            columns=columns,
-            file_extensions=None,
-            num_cpus=IO_CPUS,
-        )
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-
-    numeric = {c.name for c in prep.columns if c.kind == "numeric"}
-    types = {f.name: (pa.string() if f.name in numeric else f.type) for f in schema}
-    convert = pacsv.ConvertOptions(
-        column_types=types, include_columns=columns, strings_can_be_null=True
-    )
-    return ray.data.read_csv(
-        list(files.paths),
-        filesystem=files.filesystem,
-        convert_options=convert,
-        num_cpus=IO_CPUS,
-    )
