@@ -109,3 +109,7 @@ def job_main(argv: list[str] | None = None) -> int:
     except AutomodelError as exc:
         print(str(exc), file=sys.stderr, flush=True)
         return exc.exit_code
+
+
+if __name__ == "__main__":  # `python -m automodel.predict._cli ...`: a working dir without jobs/
+    sys.exit(job_main())

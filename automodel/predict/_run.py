@@ -166,6 +166,7 @@ def predict(
         ctx.enable_progress_bars = False  # our own line below, not tqdm bars on the driver
         ctx.print_on_execution_start = False
         _quiet_ray_data()
+        _check_fits(num_cpus, num_gpus)
         tally = ray.remote(num_cpus=0)(Tally).remote()
         needed = list(dict.fromkeys([*encoder.columns, *kept]))
         text = {c.name for c in art.preprocessor.columns if c.kind == "numeric"}
@@ -247,6 +248,30 @@ def _write_with_progress(ds, sink, tally, say, start: float, every: float = 5.0)
 
 
 # ---- helpers -----------------------------------------------------------------------------------
+def _check_fits(num_cpus: float, num_gpus: float) -> None:
+    """An actor no node can hold would make Ray Data wait forever: say so now."""
+    import ray
+
+    from automodel.errors import ResourceError
+
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    cpus = max((n.get("CPU", 0.0) for n in nodes), default=0.0)
+    gpus = max((n.get("GPU", 0.0) for n in nodes), default=0.0)
+    if num_cpus > cpus:
+        raise ResourceError(
+            f"--num-cpus: a prediction actor needs {num_cpus:g} CPU(s), the largest node has {cpus:g}"
+        )
+    if num_gpus > gpus:
+        raise ResourceError(
+            f"--num-gpus: a prediction actor needs {num_gpus:g} GPU(s), the largest node has {gpus:g}"
+        )
+    if sum(n.get("CPU", 0.0) for n in nodes) < num_cpus + IO_CPUS:
+        raise ResourceError(
+            f"--num-cpus: {num_cpus:g} CPU(s) an actor leaves none for reading and writing "
+            f"({IO_CPUS} CPU a task) on this cluster; lower it"
+        )
+
+
 class _DropNotice(logging.Filter):
     """Ray Data warns that its bars are off; they are, on purpose: progress is ours."""
 
