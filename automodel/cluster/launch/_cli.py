@@ -36,9 +36,17 @@ def add_parsers(sub) -> None:
     )
     s.add_argument(
         "--job",
-        choices=("pipeline", "train", "sweep"),
+        choices=("pipeline", "train", "sweep", "predict"),
         default="pipeline",
-        help="what to run: the whole chain (default), train spec.model, or the sweep",
+        help="what to run: the whole chain (default), train spec.model, the sweep, or batch "
+        "prediction (ARTIFACT in place of SPEC, --input, --out, --predict-args)",
+    )
+    s.add_argument("--input", help="with --job predict: the files to score (storage every node reaches)")
+    s.add_argument(
+        "--predict-args",
+        default="",
+        metavar="ARGS",
+        help='with --job predict: more `automodel predict` flags, quoted ("--id customer_id")',
     )
     s.add_argument(
         "--out", help="run directory on the cluster (shared storage on a multi-node cluster)"
@@ -118,16 +126,30 @@ def _submit(args) -> int:
         if not sep or not key:
             raise ClusterError(f"--env takes KEY=VALUE, got {item!r}")
         env[key] = value
-    submission = sub.submit(
-        args.spec,
-        address=args.address,
-        job=args.job,
-        out=args.out,
-        working_dir=args.working_dir,
-        pip=args.pip,
-        env=env,
-        extra_args=["--resume"] if args.resume else [],
-    )
+    if args.job == "predict":
+        import shlex
+
+        submission = sub.submit_predict(
+            args.spec,
+            args.input,
+            args.out,
+            address=args.address,
+            working_dir=args.working_dir,
+            pip=args.pip,
+            env=env,
+            extra_args=shlex.split(args.predict_args),
+        )
+    else:
+        submission = sub.submit(
+            args.spec,
+            address=args.address,
+            job=args.job,
+            out=args.out,
+            working_dir=args.working_dir,
+            pip=args.pip,
+            env=env,
+            extra_args=["--resume"] if args.resume else [],
+        )
     print(
         f"submitted {submission.job_id} to {submission.address}: {submission.entrypoint}",
         file=sys.stderr,

@@ -202,6 +202,53 @@ def submit(
     return Submission(job_id, cmd, api_address(address))
 
 
+def submit_predict(
+    artifact: str,
+    input: str,
+    out: str,
+    *,
+    address: str | None = None,
+    working_dir: str = ".",
+    pip: list[str] | None = None,
+    env: dict[str, str] | None = None,
+    extra_args: list[str] | None = None,
+) -> Submission:
+    """Submit ``jobs/predict.py ARTIFACT INPUT --out OUT`` (batch prediction) to the cluster.
+
+    ``artifact`` is read by the job's driver on the head node: a path inside ``working_dir``
+    (relative, uploaded with it) or on storage the head reaches. ``input`` and ``out``: storage
+    every node reaches. ``extra_args``: more `automodel predict` flags (``--id customer_id``).
+    """
+    wd = Path(working_dir).resolve()
+    if not wd.is_dir():
+        raise ClusterError(f"--working-dir {working_dir} is not a directory")
+    if not input or not out:
+        raise ClusterError("--job predict needs ARTIFACT (in place of SPEC), --input and --out")
+    script = ["python", "jobs/predict.py"] if (wd / "jobs/predict.py").is_file() else [
+        "python", "-m", "automodel.predict._cli"]
+    cmd = shlex.join([*script, artifact, input, "--out", out, *(extra_args or [])])
+    runtime_env: dict = {
+        "working_dir": str(wd),
+        "excludes": EXCLUDES + SECRET_EXCLUDES,
+        "env_vars": {"PYTHONUNBUFFERED": "1", **(env or {})},
+    }
+    if pip:
+        runtime_env["pip"] = list(pip)
+    job_id = f"automodel-predict-{_dt.datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+    c = client(address)
+    deadline = time.time() + AGENT_WAIT_S
+    while True:
+        try:
+            c.submit_job(entrypoint=cmd, runtime_env=runtime_env, submission_id=job_id,
+                         metadata={"automodel_job": "predict"})
+            return Submission(job_id, cmd, api_address(address))
+        except RuntimeError as exc:
+            if "No available agent" in str(exc) and time.time() < deadline:
+                time.sleep(2)
+                continue
+            raise ClusterError(f"the cluster rejected job {job_id}: {_first_line(exc)}") from None
+
+
 def follow(job_id: str, *, address: str | None = None, stream=None) -> str:
     """Print the job's logs as they come until it ends; return its final status name."""
     stream = stream or sys.stdout
