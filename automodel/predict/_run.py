@@ -195,9 +195,9 @@ def predict(
         say("predict", f"scoring {len(files)} {files.format} file(s) from {files.source}")
         with reading(files):
             _write_with_progress(scored, sink, tally, say, start)
-        snap = ray.get(tally.snapshot.remote())
+        result = sink.result or {"rows": 0, "errors": 0, "files": 0}
+        snap = _settled(tally, result["rows"] + result["errors"])
     wall = time.time() - start
-    result = sink.result or {"rows": 0, "errors": 0, "files": 0}
     rows = result["rows"] + result["errors"]
     summary = PredictSummary(
         rows=rows,
@@ -248,6 +248,18 @@ def _write_with_progress(ds, sink, tally, say, start: float, every: float = 5.0)
 
 
 # ---- helpers -----------------------------------------------------------------------------------
+def _settled(tally, rows: int, wait_s: float = 10.0) -> dict:
+    """The tally once every actor's last report has landed (they are fire-and-forget)."""
+    import ray
+
+    deadline = time.time() + wait_s
+    while True:
+        snap = ray.get(tally.snapshot.remote())
+        if snap["read"] >= rows or time.time() > deadline:
+            return snap
+        time.sleep(0.2)
+
+
 def _check_fits(num_cpus: float, num_gpus: float) -> None:
     """An actor no node can hold would make Ray Data wait forever: say so now."""
     import ray

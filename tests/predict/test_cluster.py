@@ -88,3 +88,34 @@ def test_ray_job_submit_scores_a_folder_on_both_nodes(two_nodes, digits_predict,
         f"ray job submit jobs/predict.py: {time.time() - start:.1f} s, rows per actor "
         f"{[a['rows'] for a in summary['actors']]}"
     )
+
+
+def test_automodel_submit_job_predict(two_nodes, digits_predict, tmp_path):
+    from tests.conftest import run_cli
+
+    artifact, frame = digits_predict
+    inp = write_parts(frame, tmp_path / "in", parts=2)
+    out = tmp_path / "out"
+    res = run_cli(
+        "submit",
+        "--job",
+        "predict",
+        str(artifact.path),
+        "--input",
+        str(inp),
+        "--out",
+        str(out),
+        "--predict-args",
+        f"--id {ID} --num-cpus 0.5 --probabilities",
+        "--address",
+        two_nodes.url,
+        cwd=REPO,
+        env=_client_env(two_nodes),
+        timeout=600,
+    )
+    assert res.returncode == 0, res.stderr[-3000:] + res.stdout[-3000:]
+    assert " SUCCEEDED" in res.stderr, res.stderr[-2000:]
+    summary = json.loads((out / "predict.json").read_text())
+    assert summary["scored"] == len(frame) - len(BAD) and summary["errors"] == len(BAD)
+    got = pd.concat(pd.read_parquet(f) for f in out.glob("*.parquet"))
+    assert "probability_0" in got.columns and len(got) == summary["scored"]
