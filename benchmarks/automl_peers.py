@@ -5,7 +5,8 @@ Every system gets the same train rows and is scored on the same test rows (80/20
 with a budget B (60 s):
 
 - automodel: the whole `automodel run` (Ray start, search, final fit, export, report) in a
-  subprocess, killed at B; its search gets ``B - overhead`` seconds. Scored by loading the
+  subprocess; its search gets ``--search-s`` seconds (default B/2). Over B is a miss; the run is
+  killed at 3 x B so that its score is still known. Scored by loading the
   artifact it wrote (``automodel.serve.Predictor``) on the test rows.
 - FLAML: ``AutoML.fit(time_budget=B)`` in a subprocess of this Python.
 - AutoGluon: ``TabularPredictor.fit(time_limit=B, presets="medium_quality")`` in a subprocess of
@@ -36,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
+OVERRUN = 3.0  # `automodel run` is killed at OVERRUN x B; a run over B is reported as over budget
 
 
 # ---- data sets -------------------------------------------------------------------------------
@@ -242,12 +244,15 @@ def run_automodel(
         text=True,
         start_new_session=True,
     )
-    try:
-        _, err = proc.communicate(timeout=budget)
+    try:  # over B is a miss; it may run on to OVERRUN x B so that its score is still known
+        _, err = proc.communicate(timeout=budget * OVERRUN)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, 9)
         proc.communicate()
-        return {"error": [f"over the {budget:g} s budget"], "wall_s": time.time() - start}
+        return {
+            "error": [f"over {OVERRUN:g} x the {budget:g} s budget"],
+            "wall_s": time.time() - start,
+        }
     wall = time.time() - start
     if proc.returncode != 0:
         return {"error": err.strip().splitlines()[-1:], "wall_s": wall}
@@ -267,7 +272,14 @@ def run_automodel(
 
 
 # ---- the comparison ---------------------------------------------------------------------------
-def compare(name: str, budget: float, search_s: float, pythons: dict, systems: list[str]) -> dict:
+def compare(
+    name: str,
+    budget: float,
+    search_s: float,
+    pythons: dict,
+    systems: list[str],
+    reuse: dict | None = None,
+) -> dict:
     frame, target, task = DATASETS[name][0]()
     frame = frame[frame[target].notna()].reset_index(drop=True)
     dates = [c for c in frame.columns if pd.api.types.is_datetime64_any_dtype(frame[c])]
@@ -281,6 +293,9 @@ def compare(name: str, budget: float, search_s: float, pythons: dict, systems: l
         frame.iloc[test_idx].to_csv(paths["test"], index=False)
         y_test = frame.iloc[test_idx][target].to_numpy()
         for system in systems:
+            if "test" in (reuse or {}).get(system, {}):  # --reuse: measured by an earlier run
+                row[system] = reuse[system]
+                continue
             work = tmp / system
             work.mkdir()
             load = os.getloadavg()[0]
@@ -310,7 +325,12 @@ def report(rows: list[dict], systems: list[str], budget: float, search_s: float)
         for s in systems:
             res = r.get(s, {})
             if "test" in res:
-                line += [f"{res['test']:.4f}", f"{res['wall_s']:.0f}", f"{res['to_final_s']:.0f}"]
+                over = " (over B)" if res["wall_s"] > budget else ""
+                line += [
+                    f"{res['test']:.4f}",
+                    f"{res['wall_s']:.0f}{over}",
+                    f"{res['to_final_s']:.0f}",
+                ]
             else:
                 line += [
                     f"failed: {' '.join(res.get('error', ['not run']))[:60]}",
@@ -330,11 +350,15 @@ def report(rows: list[dict], systems: list[str], budget: float, search_s: float)
         lines.append(line)
     body = table(header, lines)
     n = len(rows)
+    in_budget = sum(r.get("automodel", {}).get("wall_s", 1e9) <= budget for r in rows)
     loads = [r[s]["load"] for r in rows for s in systems if s in r]
     body += (
         f"\n\nBudget B = {budget:g} s per system and data set; automodel's whole `automodel run` "
         f"(Ray start, search with `search.time_budget_s: {search_s:g}`, final fit, export, report) "
-        f"counted against B and killed at B. Same 80/20 split for all (automodel's own, recomputed). "
+        f"counted against B (it is let run to {OVERRUN:g} x B so that a score is known; a run over B "
+        f"misses the target whatever its score: {in_budget}/{n} within B). Peers are not stopped at B; "
+        "their wall times show how far the loaded machine pushed them past it. Same 80/20 split for "
+        "all (automodel's own, recomputed). "
         f"automodel >= the better peer on {wins}/{n} data sets (target: 2/3); within 0.02 accuracy / "
         f"0.03 r2 of both peers on {within}/{n} (target: all). Load average during the runs: "
         f"{min(loads):.1f} to {max(loads):.1f} on {os.cpu_count()} cores (other engineers share the "
@@ -363,6 +387,9 @@ def main() -> None:
         "--flaml-python", default=os.environ.get("AUTOMODEL_FLAML_PYTHON", sys.executable)
     )
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument(
+        "--reuse", help="rows JSON of an earlier run: systems that scored there are not rerun"
+    )
     # the peer side (one system, one data set; run by the comparison in a subprocess)
     for flag in (
         "--peer",
@@ -384,9 +411,12 @@ def main() -> None:
     search_s = args.search_s if args.search_s is not None else args.budget / 2
     systems = args.systems.split(",")
     pythons = {"flaml": args.flaml_python, "autogluon": args.autogluon_python}
+    reuse = (
+        {r["dataset"]: r for r in json.loads(Path(args.reuse).read_text())} if args.reuse else {}
+    )
     rows = []
     for name in args.datasets.split(","):  # the section is rewritten after each data set
-        rows.append(compare(name, args.budget, search_s, pythons, systems))
+        rows.append(compare(name, args.budget, search_s, pythons, systems, reuse.get(name)))
         body = report(rows, systems, args.budget, search_s)
         Path(tempfile.gettempdir(), "automl_peers_rows.json").write_text(
             json.dumps(rows, default=str)
