@@ -194,21 +194,13 @@ def main() -> None:
             extra += [flag, str(value)]
     out = work / "out-automodel"
     shutil.rmtree(out, ignore_errors=True)
-    auto = measure(
-        [
-            sys.executable,
-            "-m",
-            "automodel.cli",
-            "predict",
-            str(art),
-            str(data),
-            "--out",
-            str(out),
-            "--id",
-            "id",
-            *extra,
-        ]
-    )
+    cmd = [sys.executable, "-m", "automodel.cli", "predict", str(art), str(data)]
+    cmd += ["--out", str(out), "--id", "id", "--overwrite", *extra]
+    auto = measure(cmd)
+    retried = auto["rc"] != 0 and "did not start" in auto["stderr"]
+    if retried:  # a loaded machine can time Ray's own start out (the raylet's 15 s agent wait)
+        print("automodel: Ray did not start, once more", flush=True)
+        auto = measure(cmd)
     assert auto["rc"] == 0, auto["stderr"][-3000:]
     summary = json.loads((out / "predict.json").read_text())
     assert summary["scored"] == args.rows, summary
@@ -261,7 +253,13 @@ def main() -> None:
             "",
             table(header, rows),
             "",
-            f"{verdict}. Predictions agree on {agree:.4%} of rows. automodel's own summary: "
+            (
+                "The first automodel attempt could not start Ray on the loaded machine; the row is "
+                "the second. "
+                if retried
+                else ""
+            )
+            + f"{verdict}. Predictions agree on {agree:.4%} of rows. automodel's own summary: "
             f"{summary['wall_s']:.1f} s inside `predict()` (Ray start included), "
             f"{summary['rows_per_s']:,.0f} rows/s.",
             "",
