@@ -9,15 +9,15 @@ the real recipe on the driver, extrapolates to the whole fit, and compares the b
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from automodel.models._recipe import fit_threads
 
 # Seconds Ray Train takes to start a worker group before the first epoch (measured, DESIGN.md).
 RAY_TRAIN_STARTUP_S = 30.0
@@ -105,25 +105,6 @@ def estimate_fit_s(
     """
     with fit_threads():
         return _probe(spec, dataset, family, params, epochs)
-
-
-@contextlib.contextmanager
-def fit_threads() -> Iterator[None]:
-    """One torch thread for an in-process CPU fit, restored afterwards.
-
-    The driver shares its cores with Ray's processes (and, here, other users): OpenMP threads
-    that spin while they wait made an epoch of digits 10x slower at load average 14 (1.1-2.6 s
-    with 2 threads against 0.2-0.3 s with one). Fits chosen to run in-process are small; one
-    thread is what the estimate measured and what search trials use.
-    """
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def free_cpus() -> int:
