@@ -23,6 +23,7 @@ import numpy as np
 from automodel.data import Dataset
 from automodel.metrics import better, score_raw
 from automodel.models import FAMILIES, Family
+from automodel.models._recipe import fit_threads
 from automodel.search._result import SearchResult
 
 MAX_MEMBERS = 8
@@ -79,7 +80,8 @@ class Ensemble:
         if refit:
             X = np.concatenate([data.X_train, data.X_val])
             y = np.concatenate([data.y_train, data.y_val])
-            members = [_fresh(m).fit(X, y) for m in self.members]
+            with fit_threads():  # one torch thread on the driver, as trials and in-process fits
+                members = [_fresh(m).fit(X, y) for m in self.members]
         info = {
             "workers": 1,
             "use_gpu": False,
@@ -108,6 +110,8 @@ def _fresh(m: Family) -> Family:
         max_steps=m.max_steps,
     )
     fresh.n_jobs = m.n_jobs
+    if m.kind == "torch":  # the trials' recipe settings (schedule, warm-up, clipping, AMP)
+        fresh.train_settings = m.train_settings
     return fresh
 
 
@@ -173,7 +177,10 @@ def select_ensemble(
         model.n_jobs = (
             1  # OpenMP threads spin-wait badly on a loaded machine; small data: one is enough
         )
-        model.fit(data.X_train, data.y_train)
+        if cls.kind == "torch":  # the trials' recipe settings (schedule, warm-up, clipping, AMP)
+            model.train_settings = spec.train
+        with fit_threads():  # torch's own OpenMP threads: one, as in the trials
+            model.fit(data.X_train, data.y_train)
         members.append(model)
         preds.append(_raw(model, data.X_val))
     weights, ens_score = greedy_weights(preds, data.y_val, task, metric)
