@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -97,6 +98,7 @@ def run_size(rows: int, data_root: Path, work: Path) -> dict:
     spec.write_text(SPEC.format(source=source))
     out = work / f"run_{rows}"
     log = work / f"run_{rows}.log"
+    shutil.rmtree(out, ignore_errors=True)  # a fresh run directory (a sweep there would not resume)
     peaks = {"driver": 0, "tree": 0}
     start = time.time()
     with log.open("w") as fh:
