@@ -43,7 +43,10 @@ def main(argv=None) -> int:
         from automodel.cluster import prepare_client_auth
 
         prepare_client_auth(starting_local=False)  # a token cluster refuses a driver without it
-        ray.init(address=args.address, log_to_driver=False, logging_level="WARNING")
+        from automodel.cluster._compat import local_only_for
+
+        with local_only_for(args.address):  # `automodel serve`'s Ray listens on 127.0.0.1 only
+            ray.init(address=args.address, log_to_driver=False, logging_level="WARNING")
         try:
             apply_config(config)
         finally:

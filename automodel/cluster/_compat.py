@@ -73,6 +73,18 @@ def local_only_node() -> Iterator[None]:
             os.environ[LOCAL_ONLY_ENV] = old_env
 
 
+def local_only_for(address: str | None) -> contextlib.AbstractContextManager:
+    """Around ``ray.init(address=...)``: a loopback address is a local-only node (what
+    `automodel serve` and `automodel run` start), and a client must resolve it as one: without
+    the switch Ray rewrites 127.0.0.1 to the machine's IP, where nothing listens."""
+    if address in (None, "", "auto"):  # Ray then reads RAY_ADDRESS
+        address = os.environ.get("RAY_ADDRESS", "")
+    host = address.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
+    if host in ("127.0.0.1", "localhost", "::1"):
+        return local_only_node()
+    return contextlib.nullcontext()
+
+
 SERVE_LOOPBACK_HOOK = "automodel.cluster._compat.serve_loopback_hook"
 
 

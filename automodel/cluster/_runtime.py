@@ -36,7 +36,7 @@ def ray_session(runtime: RuntimeSpec | None = None) -> Iterator[bool]:
     import ray
 
     from automodel.cluster._auth import prepare_client_auth, restrict_to_owner, token_file
-    from automodel.cluster._compat import check_ray_version, local_only_node
+    from automodel.cluster._compat import check_ray_version, local_only_for, local_only_node
 
     runtime = runtime or RuntimeSpec()
     if ray.is_initialized():
@@ -58,10 +58,11 @@ def ray_session(runtime: RuntimeSpec | None = None) -> Iterator[bool]:
             raise ClusterError(f"the local Ray did not start: {_first_line(exc)}") from exc
     else:
         try:
-            ray.init(
-                address=runtime.address,
-                **{k: v for k, v in kwargs.items() if k != "include_dashboard"},
-            )
+            with local_only_for(runtime.address):
+                ray.init(
+                    address=runtime.address,
+                    **{k: v for k, v in kwargs.items() if k != "include_dashboard"},
+                )
         except ConnectionError as exc:
             raise ClusterError(
                 f"runtime.address: cannot connect to the Ray cluster at {runtime.address}: {exc} (is it up? "

@@ -106,7 +106,7 @@ def apply_config(config: dict[str, Any], *, timeout_s: float = 120, stop=None) -
         True once running; False if ``stop`` (a threading.Event) was set first.
 
     Raises:
-        ServeError: Serve already runs with other HTTP options, or an application failed to deploy
+        ServeError: an application failed to deploy
             or did not become healthy in time.
     """
     import time
@@ -183,11 +183,11 @@ class _Ignored(logging.Handler):
 
 
 def _start_serve(http: dict[str, Any], proxy_location: str | None) -> None:
-    """``serve.start``; a Serve that already runs with other HTTP options is an error here, not a
-    log line: the app would otherwise answer on a port or interface nobody asked for."""
-    from ray import serve
+    """``serve.start``; when Serve already runs with other HTTP options (they cannot change while
+    it runs) say so in a warning naming them, instead of Serve's log line nobody sees."""
+    import warnings
 
-    from automodel.serve._launch import ServeError
+    from ray import serve
 
     handler, logger = _Ignored(), logging.getLogger("ray.serve")
     # Serve's INFO lines ("Started Serve", "Connecting to existing Serve app") are not ours to
@@ -199,8 +199,8 @@ def _start_serve(http: dict[str, Any], proxy_location: str | None) -> None:
     finally:
         logger.removeHandler(handler)
     if handler.messages:
-        raise ServeError(
-            f"Ray Serve already runs on this cluster with other HTTP options than {http} "
-            f"({handler.messages[0]}); they cannot change while it runs: `serve shutdown` first, "
-            "or ask for the ones it runs with"
+        warnings.warn(
+            f"Ray Serve already runs on this cluster with other HTTP options, so {http} were not "
+            f"applied ({handler.messages[0]}); `serve shutdown` first to change them",
+            stacklevel=3,
         )

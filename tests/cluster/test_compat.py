@@ -69,3 +69,17 @@ def test_local_only_node_restores_what_it_changed(monkeypatch):
         assert ray._private.services.get_node_ip_address() == "127.0.0.1"
     assert ray_constants.ENABLE_RAY_CLUSTER == before
     assert _compat.LOCAL_ONLY_ENV not in __import__("os").environ
+
+
+def test_a_loopback_address_is_joined_as_a_local_only_node(monkeypatch):
+    from ray._private import ray_constants
+
+    for address in ("127.0.0.1:6379", "ray://localhost:10001", "auto"):
+        monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:6379")
+        with _compat.local_only_for(address):
+            assert ray_constants.ENABLE_RAY_CLUSTER is False, address
+    monkeypatch.setenv("RAY_ADDRESS", "10.1.2.3:6379")
+    before = ray_constants.ENABLE_RAY_CLUSTER
+    for address in ("10.1.2.3:6379", "auto"):
+        with _compat.local_only_for(address):
+            assert ray_constants.ENABLE_RAY_CLUSTER == before, address
