@@ -65,7 +65,7 @@ def test_mlp_pruned_50_and_int8(mlp_artifact, tmp_path, digits):
 def test_impossible_budget_keeps_float_and_says_why(mlp_copy):
     original = (mlp_copy / "model.onnx").read_bytes()
     proc = cli("compress", str(mlp_copy), "--prune", "0.5", "--quantize", "int8", "--max-metric-drop", "0",
-                   "--finetune-epochs", "1")
+                   "--finetune-epochs", "1", "--in-place")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "chose float" in proc.stdout
     c = card(mlp_copy)["compression"]
