@@ -19,6 +19,7 @@ from ray.data.block import BlockAccessor
 from automodel.predict._scorer import ERROR_COLUMN, PREDICTION
 
 ERRORS_DIR = "errors"
+ROWS_PER_FILE = 131072
 
 
 class PredictionSink(Datasink):
@@ -41,6 +42,11 @@ class PredictionSink(Datasink):
 
     def get_name(self) -> str:
         return "WritePredictions"
+
+    @property
+    def min_rows_per_write(self) -> int:
+        # Files of at least this many rows: fewer write tasks (each one is scheduled) and files.
+        return ROWS_PER_FILE
 
     def on_write_start(self, schema=None) -> None:
         self.filesystem.create_dir(f"{self.path}/{ERRORS_DIR}", recursive=True)
