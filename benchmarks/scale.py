@@ -201,9 +201,14 @@ def render(results: list[dict], sizes: list[int]) -> str:
     notes = [
         "Spec: mlp, 2 trials x 2 epochs on a 100,000-row sample (`search.sample_rows`), final fit 2 Ray Train "
         "workers x 2 epochs reading their own files; test accuracy over every test row. "
-        '"final-fit rows/s" = training rows x epochs / the epochs\' seconds (the first epoch includes reading '
+        '"final-fit rows/s" = rows trained on (train + validation: the final fit refits on both) x epochs / '
+        "the epochs' seconds (the first epoch includes reading "
         'the worker\'s files). "data pass s" = the one Ray Data pass that fits the preprocessor and draws the '
-        "sample. Process-tree RSS counts the shared object store once per process that maps it."
+        "sample. Process-tree RSS counts the shared object store once per process that maps it. "
+        '"load avg" is the 1-minute load average when the run ended: other engineers\' jobs shared the 2 cores '
+        "(load 8-45 during these runs), so seconds are pessimistic and noisy; the 0.2 M run ran beside the 8 M "
+        "run's second epoch. Before issue 11 (DESIGN.md): 2 M rows in one 437 MB file, 497 s, driver peak 2.9 GB, "
+        "process tree 10 GB."
     ]
     if all(r["driver_gb"] < 1.5 for r in results):
         sizes_run = ", ".join(f"{r['rows'] / 1e6:g} M" for r in results)
