@@ -17,13 +17,17 @@ from automodel.errors import AutomodelError
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="automodel", description="Train, optimize and deploy models on Ray.")
+    p = argparse.ArgumentParser(
+        prog="automodel", description="Train, optimize and deploy models on Ray."
+    )
     p.add_argument("--version", action="version", version=f"automodel {__version__}")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    s = sub.add_parser("run", help="the whole chain: search, train, export (default: digits quickstart)")
+    s = sub.add_parser(
+        "run", help="the whole chain: search, train, export (default: digits quickstart)"
+    )
     s.add_argument("spec", nargs="?", help="spec YAML (default: builtin digits quickstart)")
     s.add_argument("--out", help="run directory (default: <storage>/<name>/<timestamp>)")
 
@@ -47,8 +51,13 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-STAGE_CLIS = ("automodel.compress._cli", "automodel.serve._cli", "automodel.cluster.launch._cli", "automodel.report._cli",
-              "automodel.predict._cli")
+STAGE_CLIS = (
+    "automodel.compress._cli",
+    "automodel.serve._cli",
+    "automodel.cluster.launch._cli",
+    "automodel.report._cli",
+    "automodel.predict._cli",
+)
 
 
 def _stage_cli_modules():
@@ -107,22 +116,28 @@ def _dispatch(args) -> int:
         from automodel.pipeline import run
 
         result = run(_load(args), args.out)
-        print(f"best family: {result.artifact.card.family}  test {result.metric}: {result.test_score:.4f}  "
-              f"run directory: {result.run_dir}")
+        print(
+            f"best family: {result.artifact.card.family}  test {result.metric}: {result.test_score:.4f}  "
+            f"run directory: {result.run_dir}"
+        )
         return 0
     if cmd == "tune":
         from automodel.stages import tune_stage
 
         result = tune_stage(_load(args), args.out, resume=args.resume)
-        print(f"best: {result.family} {result.metric}={result.score:.4f}  leaderboard: {Path(result.path).parent / 'leaderboard.csv'}")
+        print(
+            f"best: {result.family} {result.metric}={result.score:.4f}  leaderboard: {Path(result.path).parent / 'leaderboard.csv'}"
+        )
         return 0
     if cmd == "train":
         from automodel.stages import train_stage
 
         artifact = train_stage(_load(args), args.out)
         metric = artifact.card.metric
-        print(f"trained {artifact.card.family}: test {metric} {artifact.card.metrics.test[metric]:.4f}  "
-              f"artifact: {artifact.path}")
+        print(
+            f"trained {artifact.card.family}: test {metric} {artifact.card.metrics.test[metric]:.4f}  "
+            f"artifact: {artifact.path}"
+        )
         return 0
     # Stage commands set args.handler (a function taking args, returning an exit code).
     return args.handler(args)

@@ -56,8 +56,14 @@ def test_metrics(trained: TrainedModel, dataset: Dataset) -> dict[str, float]:
     return scores_raw(dataset.task, dataset.y_test, trained.model.predict_raw(dataset.X_test))
 
 
-def build_artifact(spec: Spec, dataset: Dataset, trained: TrainedModel, path: Path, *,
-                   search: SearchResult | None = None) -> Artifact:
+def build_artifact(
+    spec: Spec,
+    dataset: Dataset,
+    trained: TrainedModel,
+    path: Path,
+    *,
+    search: SearchResult | None = None,
+) -> Artifact:
     """Export the trained model to ONNX and write the artifact with its card."""
     metric = spec.metric_for(dataset.task)
     onnx_bytes, output = trained.model.to_onnx()
@@ -66,7 +72,11 @@ def build_artifact(spec: Spec, dataset: Dataset, trained: TrainedModel, path: Pa
     kept = trained.info.get("kept_epoch")
     val = next((r for r in history if r.epoch == kept), history[-1]) if history else None
     # after a refit on train + validation (card.train.refit): the search's score, from before it
-    val_score = trained.val_score if trained.val_score is not None else (val.val().get(metric) if val else None)
+    val_score = (
+        trained.val_score
+        if trained.val_score is not None
+        else (val.val().get(metric) if val else None)
+    )
     card = Card(
         name=spec.model_name,
         task=dataset.task,
@@ -76,85 +86,156 @@ def build_artifact(spec: Spec, dataset: Dataset, trained: TrainedModel, path: Pa
         features=dataset.preprocessor.input_columns,
         encoded_features=dataset.n_features,
         classes=dataset.classes,
-        metrics=Metrics(test=test_metrics(trained, dataset),
-                        val={metric: val_score} if val is not None or val_score is not None else {}),
+        metrics=Metrics(
+            test=test_metrics(trained, dataset),
+            val={metric: val_score} if val is not None or val_score is not None else {},
+        ),
         train=TrainInfo.model_validate(trained.info),
         history=history,
-        data=DataInfo(source=spec.data.source, rows=dataset.rows, sha256=dataset.sha256,
-                      target=dataset.preprocessor.target, summary=dataset.summary,
-                      spec=spec.data.model_dump(mode="json")),  # compress reloads the same splits
+        data=DataInfo(
+            source=spec.data.source,
+            rows=dataset.rows,
+            sha256=dataset.sha256,
+            target=dataset.preprocessor.target,
+            summary=dataset.summary,
+            spec=spec.data.model_dump(mode="json"),
+        ),  # compress reloads the same splits
         # torch regression trains on a standardized target; compress re-exports with the same scaling
         y_scaling=getattr(trained.model, "y_scaling_", None),
-        search=None if search is None else SearchInfo(best_score=search.score, trials=len(search.leaderboard),
-                                                      wall_s=round(search.wall_s, 2), k=search.k),
-        serve=spec.serve.model_dump(mode="json"),  # `automodel serve/deploy` read it: self-contained
+        search=None
+        if search is None
+        else SearchInfo(
+            best_score=search.score,
+            trials=len(search.leaderboard),
+            wall_s=round(search.wall_s, 2),
+            k=search.k,
+        ),
+        serve=spec.serve.model_dump(
+            mode="json"
+        ),  # `automodel serve/deploy` read it: self-contained
     )
-    return write_artifact(path, onnx_bytes=onnx_bytes, output_name=output, preprocessor=dataset.preprocessor,
-                          card=card, state_dict=trained.state_dict)
+    return write_artifact(
+        path,
+        onnx_bytes=onnx_bytes,
+        output_name=output,
+        preprocessor=dataset.preprocessor,
+        card=card,
+        state_dict=trained.state_dict,
+    )
 
 
-def run(spec: Spec, out: str | Path | None = None, *, progress: Progress | None = None) -> RunResult:
+def run(
+    spec: Spec, out: str | Path | None = None, *, progress: Progress | None = None
+) -> RunResult:
     """Search, retrain the winner, export and write the artifact (and compress, report)."""
     start = time.time()
     progress = progress or Progress(spec.runtime.quiet)
     check_train_resources(spec.train, spec.runtime)  # e.g. use_gpu without a GPU: before the search
     run_dir = make_run_dir(spec, out)
     progress("data", f"loading {spec.data.source}")
-    files = stream_files(spec.data)  # a directory, glob, list or large file: streamed, see docs/data.md
+    files = stream_files(
+        spec.data
+    )  # a directory, glob, list or large file: streamed, see docs/data.md
     dataset = load_dataset(spec.data) if files is None else None
     if dataset is not None:
-        spec.check_task(dataset.task)  # e.g. metric: rmse on a classification target, before Ray starts
-    progress("ray", "starting a local Ray" if spec.runtime.address is None else f"connecting to {spec.runtime.address}")
+        spec.check_task(
+            dataset.task
+        )  # e.g. metric: rmse on a classification target, before Ray starts
+    progress(
+        "ray",
+        "starting a local Ray"
+        if spec.runtime.address is None
+        else f"connecting to {spec.runtime.address}",
+    )
     with ray_session(spec.runtime):
         if dataset is None:  # one parallel pass over the files; the search gets a sample
-            dataset = load_dataset(spec.data, files=files, sample_rows=spec.search.sample_rows, progress=progress)
+            dataset = load_dataset(
+                spec.data, files=files, sample_rows=spec.search.sample_rows, progress=progress
+            )
             spec.check_task(dataset.task)
-        progress("data", f"{dataset.rows} rows, {dataset.n_features} encoded features, task {dataset.task}")
+        progress(
+            "data",
+            f"{dataset.rows} rows, {dataset.n_features} encoded features, task {dataset.task}",
+        )
         check_resources(spec, ("search", "train"), only_remote=True)  # fail fast, not hang
-        families = spec.search.families or default_families(dataset)[0]  # null: from the data's shape
-        progress("search", f"{spec.search.num_samples} trials over {', '.join(families)} "
-                           f"({spec.search.searcher} + {spec.search.scheduler})")
-        trials_data = dataset.sample_train(spec.search.sample_rows, spec.data.seed)  # trials: a sample, fit: all
-        result = tune(spec, trials_data, run_dir, callbacks=search_callbacks(progress, spec, dataset.task))
-        progress("search", f"best {result.family} {result.metric}={result.score:.4f} (k={result.k})")
+        families = (
+            spec.search.families or default_families(dataset)[0]
+        )  # null: from the data's shape
+        progress(
+            "search",
+            f"{spec.search.num_samples} trials over {', '.join(families)} "
+            f"({spec.search.searcher} + {spec.search.scheduler})",
+        )
+        trials_data = dataset.sample_train(
+            spec.search.sample_rows, spec.data.seed
+        )  # trials: a sample, fit: all
+        result = tune(
+            spec, trials_data, run_dir, callbacks=search_callbacks(progress, spec, dataset.task)
+        )
+        progress(
+            "search", f"best {result.family} {result.metric}={result.score:.4f} (k={result.k})"
+        )
         ranking = feature_ranking(spec, dataset) if result.k is not None else None
         data = dataset.select(top_k(ranking, result.k) if ranking is not None else None)
         record_features(run_dir, spec, dataset, ranking, result.k)
-        ensemble = None  # search.ensemble: the top trials' weighted average, if it beats the best on val
+        ensemble = (
+            None  # search.ensemble: the top trials' weighted average, if it beats the best on val
+        )
         if spec.search.ensemble and spec.compress is None and data.stream is None:
             ensemble = select_ensemble(spec, data, result, progress=progress)
         if ensemble is not None:  # its members refitted on train + validation, with train.refit
             model = ensemble.final(data, refit=spec.train.refit)
-            trained = TrainedModel(model, "ensemble", model.params, model.info, val_score=model.val_score)
+            trained = TrainedModel(
+                model, "ensemble", model.params, model.info, val_score=model.val_score
+            )
         else:
             progress("train", f"retraining {result.family}")
             # refit on train + validation for the epochs (or tree steps) the winning trial trained
             refit = Refit.of_search(result, spec.search.max_epochs) if spec.train.refit else None
-            trained = train_model(spec, data, result.family, result.params, run_dir=run_dir, progress=progress,
-                                  refit=refit)
+            trained = train_model(
+                spec,
+                data,
+                result.family,
+                result.params,
+                run_dir=run_dir,
+                progress=progress,
+                refit=refit,
+            )
         if data.stream is not None:  # what the final fit saw (the search saw the sample)
-            ray_fit = trained.info.get("backend") == "ray_train"  # else fitted in-process on the sample
-            seen = data.stream.counts["train"] + (data.stream.counts["val"] if trained.info.get("refit") else 0)
+            ray_fit = (
+                trained.info.get("backend") == "ray_train"
+            )  # else fitted in-process on the sample
+            seen = data.stream.counts["train"] + (
+                data.stream.counts["val"] if trained.info.get("refit") else 0
+            )
             trained.info.setdefault("rows_seen", seen if ray_fit else len(data.X_train))
-        artifact = build_artifact(spec, data, trained, run_dir / "artifact", search=result)  # streamed test: Ray
+        artifact = build_artifact(
+            spec, data, trained, run_dir / "artifact", search=result
+        )  # streamed test: Ray
     if spec.compress is not None:  # in place: artifact/model.onnx becomes what the gate chose
         from automodel.compress import compress_artifact
 
         artifact = compress_artifact(artifact, spec.compress, dataset=data, progress=progress)
     metric = result.metric
     test_score = artifact.card.metrics.test[metric]
-    RunSummary(family=trained.family, metric=metric, test=test_score,
-               wall_s=round(time.time() - start, 2)).write(run_dir / "result.json")
+    RunSummary(
+        family=trained.family, metric=metric, test=test_score, wall_s=round(time.time() - start, 2)
+    ).write(run_dir / "result.json")
     finish_run(run_dir, spec, data, progress)
-    progress("done", f"best family {trained.family}, test {metric} {test_score:.4f}, run directory {run_dir}")
+    progress(
+        "done",
+        f"best family {trained.family}, test {metric} {test_score:.4f}, run directory {run_dir}",
+    )
     return RunResult(run_dir, artifact, result, metric, test_score, time.time() - start)
 
 
 def search_callbacks(progress: Progress, spec: Spec, task: str) -> list:
     from automodel.search._progress import TrialProgress
 
-    return [TrialProgress(progress, spec.search.num_samples, spec.metric_for(task)),
-            *tracking_callbacks(spec, spec.metric_for(task))]
+    return [
+        TrialProgress(progress, spec.search.num_samples, spec.metric_for(task)),
+        *tracking_callbacks(spec, spec.metric_for(task)),
+    ]
 
 
 __all__ = ["RunResult", "build_artifact", "make_run_dir", "run"]

@@ -15,4 +15,8 @@ class Progress:
 
     def __call__(self, stage: str, message: str) -> None:
         if not self.quiet:
-            print(f"[{time.time() - self.start:6.1f}s] {stage}: {message}", file=sys.stderr, flush=True)
+            print(
+                f"[{time.time() - self.start:6.1f}s] {stage}: {message}",
+                file=sys.stderr,
+                flush=True,
+            )

@@ -26,16 +26,26 @@ def tune_stage(spec: Spec, out: str | Path | None, *, resume: bool = False) -> S
     if resume and not Path(out).is_dir():
         raise SearchError(f"--resume: {out} does not exist, so it holds no sweep to resume")
     if resume and not has_sweep(out):  # before Ray starts: say so at once
-        raise SearchError(f"--resume: {out} holds no sweep to resume (no tune/sweep.json); "
-                          "run `automodel tune SPEC --out DIR` without --resume to start one")
+        raise SearchError(
+            f"--resume: {out} holds no sweep to resume (no tune/sweep.json); "
+            "run `automodel tune SPEC --out DIR` without --resume to start one"
+        )
     progress = Progress(spec.runtime.quiet)
     run_dir = Path(out).resolve() if resume else make_run_dir(spec, out)
     dataset = load_dataset(spec.data)
     spec.check_task(dataset.task)  # before Ray starts
     with ray_session(spec.runtime):
         check_resources(spec, ("search",), only_remote=True)  # fail fast, not hang
-        progress("search", f"{'resuming' if resume else 'starting'} {spec.search.num_samples} trials")
-        result = tune(spec, dataset, run_dir, resume=resume, callbacks=search_callbacks(progress, spec, dataset.task))
+        progress(
+            "search", f"{'resuming' if resume else 'starting'} {spec.search.num_samples} trials"
+        )
+        result = tune(
+            spec,
+            dataset,
+            run_dir,
+            resume=resume,
+            callbacks=search_callbacks(progress, spec, dataset.task),
+        )
     progress("search", f"best {result.family} {result.metric}={result.score:.4f}")
     record_features(run_dir, spec, dataset, None, result.k)
     finish_run(run_dir, spec, None, progress)
@@ -45,7 +55,9 @@ def tune_stage(spec: Spec, out: str | Path | None, *, resume: bool = False) -> S
 def train_stage(spec: Spec, out: str | Path | None) -> Artifact:
     """`automodel train`: fit ``spec.model`` and write ``<run>/artifact``."""
     if spec.model.family is None:
-        raise SpecError("model.family", "`automodel train` needs model.family (and optionally model.params)")
+        raise SpecError(
+            "model.family", "`automodel train` needs model.family (and optionally model.params)"
+        )
     check_train_resources(spec.train, spec.runtime)  # e.g. use_gpu without a GPU: before any work
     progress = Progress(spec.runtime.quiet)
     run_dir = make_run_dir(spec, out)
@@ -57,8 +69,9 @@ def train_stage(spec: Spec, out: str | Path | None) -> Artifact:
     with ray_session(spec.runtime):
         check_resources(spec, ("train",), only_remote=True)  # fail fast, not hang
         progress("train", f"training {spec.model.family}")
-        trained = train_model(spec, dataset, spec.model.family, spec.model.params, run_dir=run_dir,
-                              progress=progress)
+        trained = train_model(
+            spec, dataset, spec.model.family, spec.model.params, run_dir=run_dir, progress=progress
+        )
     artifact = build_artifact(spec, dataset, trained, run_dir / "artifact")
     finish_run(run_dir, spec, dataset, progress)
     return artifact

@@ -17,8 +17,22 @@ pytestmark = pytest.mark.slow
 
 def _check_artifact_reproduces(run_dir, metric):
     card = json.loads((run_dir / "artifact/card.json").read_text())
-    assert {"name", "version", "task", "family", "params", "features", "classes", "metrics", "train", "compression",
-            "data", "created", "automodel_version", "ray_version"} <= set(card)
+    assert {
+        "name",
+        "version",
+        "task",
+        "family",
+        "params",
+        "features",
+        "classes",
+        "metrics",
+        "train",
+        "compression",
+        "data",
+        "created",
+        "automodel_version",
+        "ray_version",
+    } <= set(card)
     # Raw test rows through preprocess.json + model.onnx give the card's number.
     from automodel.data import load_dataset
     from automodel.spec import load_spec
@@ -30,7 +44,9 @@ def _check_artifact_reproduces(run_dir, metric):
     preds, _ = predictor.predict(d.raw_test.drop(columns=[target]))
     truth = d.raw_test[target].tolist()
     if card["task"] == "classification":
-        got = float(np.mean([p == t for p, t in zip(preds, truth)])) if metric == "accuracy" else None
+        got = (
+            float(np.mean([p == t for p, t in zip(preds, truth)])) if metric == "accuracy" else None
+        )
     else:
         got = score(metric, np.asarray(truth, dtype=float), np.asarray(preds))
     assert got == pytest.approx(card["metrics"]["test"][metric], abs=1e-6)
@@ -44,10 +60,24 @@ def test_quickstart_digits(tmp_path):
     last = proc.stdout.strip().splitlines()[-1]
     assert "best family" in last and str(run_dir) in last
     assert "search: trial" in proc.stderr  # progress is visible
-    for name in ("spec.yaml", "leaderboard.csv", "artifact/model.onnx", "artifact/preprocess.json", "artifact/card.json"):
+    for name in (
+        "spec.yaml",
+        "leaderboard.csv",
+        "artifact/model.onnx",
+        "artifact/preprocess.json",
+        "artifact/card.json",
+    ):
         assert (run_dir / name).is_file(), name
     board = pd.read_csv(run_dir / "leaderboard.csv")
-    assert list(board.columns[:7]) == ["trial_id", "family", "accuracy", "iterations", "status", "k", "params"]
+    assert list(board.columns[:7]) == [
+        "trial_id",
+        "family",
+        "accuracy",
+        "iterations",
+        "status",
+        "k",
+        "params",
+    ]
     assert len(board) == 8
     card = _check_artifact_reproduces(run_dir, "accuracy")
     assert card["metrics"]["test"]["accuracy"] >= 0.95

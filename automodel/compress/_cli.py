@@ -5,30 +5,62 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-FLAGS = {"prune": "--prune", "structured": "--structured", "quantize": "--quantize",
-         "max_metric_drop": "--max-metric-drop", "finetune_epochs": "--finetune-epochs"}
+FLAGS = {
+    "prune": "--prune",
+    "structured": "--structured",
+    "quantize": "--quantize",
+    "max_metric_drop": "--max-metric-drop",
+    "finetune_epochs": "--finetune-epochs",
+}
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    s = sub.add_parser("compress", help="prune and int8-quantize an artifact; keep only what holds the metric",
-                       description="Try pruned and int8 variants of an artifact's model, score each on the "
-                                   "test split, and keep the smallest whose metric drop is within the budget.")
+    s = sub.add_parser(
+        "compress",
+        help="prune and int8-quantize an artifact; keep only what holds the metric",
+        description="Try pruned and int8 variants of an artifact's model, score each on the "
+        "test split, and keep the smallest whose metric drop is within the budget.",
+    )
     s.add_argument("artifact", help="artifact directory (or a run directory holding artifact/)")
-    s.add_argument("--prune", type=float, metavar="F", help="fraction to prune, 0-0.95 (torch families)")
-    s.add_argument("--structured", action="store_true", default=None,
-                   help="remove whole neurons/channels (smaller layers) instead of single weights")
-    s.add_argument("--quantize", choices=["none", "int8"],
-                   help="int8: ONNX Runtime dynamic (MLP) or static calibrated (CNN) quantization "
-                        "(default when neither --prune nor --quantize is given)")
-    s.add_argument("--max-metric-drop", type=float, metavar="F",
-                   help="largest test-metric loss allowed, in the metric's units (default 0.01)")
-    s.add_argument("--finetune-epochs", type=int, metavar="N", help="fine-tuning epochs after pruning (default 3)")
+    s.add_argument(
+        "--prune", type=float, metavar="F", help="fraction to prune, 0-0.95 (torch families)"
+    )
+    s.add_argument(
+        "--structured",
+        action="store_true",
+        default=None,
+        help="remove whole neurons/channels (smaller layers) instead of single weights",
+    )
+    s.add_argument(
+        "--quantize",
+        choices=["none", "int8"],
+        help="int8: ONNX Runtime dynamic (MLP) or static calibrated (CNN) quantization "
+        "(default when neither --prune nor --quantize is given)",
+    )
+    s.add_argument(
+        "--max-metric-drop",
+        type=float,
+        metavar="F",
+        help="largest test-metric loss allowed, in the metric's units (default 0.01)",
+    )
+    s.add_argument(
+        "--finetune-epochs",
+        type=int,
+        metavar="N",
+        help="fine-tuning epochs after pruning (default 3)",
+    )
     where = s.add_mutually_exclusive_group()
-    where.add_argument("--out", metavar="DIR",
-                       help="write the compressed artifact here (default: <artifact>-compressed next to it; "
-                            "the float artifact is kept)")
-    where.add_argument("--in-place", action="store_true",
-                       help="replace the artifact's model with the compressed one (the float model is lost)")
+    where.add_argument(
+        "--out",
+        metavar="DIR",
+        help="write the compressed artifact here (default: <artifact>-compressed next to it; "
+        "the float artifact is kept)",
+    )
+    where.add_argument(
+        "--in-place",
+        action="store_true",
+        help="replace the artifact's model with the compressed one (the float model is lost)",
+    )
     s.set_defaults(handler=run)
 
 
@@ -52,8 +84,10 @@ def run(args: argparse.Namespace) -> int:
     art = compress_artifact(source, options, out=out, progress=Progress(args.quiet))
     c = art.card.compression
     ratio = c.size_bytes_before / max(1, c.size_bytes_after)
-    line = (f"compressed {art.path}: chose {c.chosen}, {c.size_bytes_before:,} -> {c.size_bytes_after:,} bytes "
-            f"({ratio:.1f}x smaller)")
+    line = (
+        f"compressed {art.path}: chose {c.chosen}, {c.size_bytes_before:,} -> {c.size_bytes_after:,} bytes "
+        f"({ratio:.1f}x smaller)"
+    )
     if c.metric_before is not None:
         line += f", {c.metric} {c.metric_before:.4f} -> {c.metric_after:.4f}"
     if c.latency_ms_before is not None:

@@ -18,14 +18,22 @@ from automodel.progress import Progress
 from automodel.spec import CompressSpec
 
 # Why scikit-learn families are shipped as they are (the card repeats it).
-SKLEARN_REASON = ("{family} is a scikit-learn model: its ONNX graph (skl2onnx: TreeEnsemble / "
-                  "LinearClassifier operators) has no pruning to apply and ONNX Runtime has no int8 "
-                  "kernels for those operators, so the float model is kept")
+SKLEARN_REASON = (
+    "{family} is a scikit-learn model: its ONNX graph (skl2onnx: TreeEnsemble / "
+    "LinearClassifier operators) has no pruning to apply and ONNX Runtime has no int8 "
+    "kernels for those operators, so the float model is kept"
+)
 CALIBRATION_ROWS = 256
 
 
-def compress_artifact(artifact: str | Path | Artifact, options: CompressSpec, *, out: str | Path | None = None,
-                      dataset: Dataset | None = None, progress: Progress | None = None) -> Artifact:
+def compress_artifact(
+    artifact: str | Path | Artifact,
+    options: CompressSpec,
+    *,
+    out: str | Path | None = None,
+    dataset: Dataset | None = None,
+    progress: Progress | None = None,
+) -> Artifact:
     """Prune and/or int8-quantize an artifact; ship the smallest variant that holds the metric.
 
     Args:
@@ -45,18 +53,25 @@ def compress_artifact(artifact: str | Path | Artifact, options: CompressSpec, *,
         DataError: the training data is gone or changed since training.
     """
     progress = progress or Progress()
-    art = artifact if isinstance(artifact, Artifact) else read_artifact(_artifact_dir(Path(artifact)))
+    art = (
+        artifact if isinstance(artifact, Artifact) else read_artifact(_artifact_dir(Path(artifact)))
+    )
     previous = art.card.compression
     if previous is not None and previous.chosen != "float":
-        raise ArtifactError(f"{art.path}: already compressed (chosen {previous.chosen!r}); compress the "
-                            "float artifact it came from")
+        raise ArtifactError(
+            f"{art.path}: already compressed (chosen {previous.chosen!r}); compress the "
+            "float artifact it came from"
+        )
     target = Path(out) if out is not None else art.path
     baseline = Variant("float", art.onnx_path.read_bytes())
     family = art.card.family
     from automodel.models import FAMILIES
 
     if family in FAMILIES and FAMILIES[family].kind != "torch":
-        progress("compress", f"{family}: keeping the float model (scikit-learn operators have no int8 kernels)")
+        progress(
+            "compress",
+            f"{family}: keeping the float model (scikit-learn operators have no int8 kernels)",
+        )
         section = _sklearn_section(art, options, baseline)
         return _write(art, baseline, art.card.model_copy(update={"compression": section}), target)
 
@@ -65,19 +80,28 @@ def compress_artifact(artifact: str | Path | Artifact, options: CompressSpec, *,
 
     data = dataset if dataset is not None else load_splits(art)
     if data.n_features != art.preprocessor.n_features:
-        raise DataError(f"data has {data.n_features} encoded features, the artifact's model takes "
-                        f"{art.preprocessor.n_features}")
+        raise DataError(
+            f"data has {data.n_features} encoded features, the artifact's model takes "
+            f"{art.preprocessor.n_features}"
+        )
     task, metric, output = art.card.task, _metric(art), art.output_name
     scaling = y_scaling(art, data)
     module = load_module(art) if options.prune > 0 else None  # check the weights before any work
 
     try:  # first, so a model that cannot run fails before any fine-tuning
         evaluate(baseline, data.X_test, data.y_test, task=task, metric=metric, output=output)
-    except Exception as exc:  # onnxruntime raises its own types (InvalidGraph, Fail, ...) for a bad model
-        raise ArtifactError(f"{art.onnx_path}: ONNX Runtime cannot run it ({type(exc).__name__}: "
-                            f"{str(exc).strip()[:160]})") from None
-    progress("compress", f"float: {metric} {baseline.metric:.4f}, {baseline.size_bytes:,} bytes, "
-                         f"{baseline.latency_ms:.3f} ms at batch 1")
+    except (
+        Exception
+    ) as exc:  # onnxruntime raises its own types (InvalidGraph, Fail, ...) for a bad model
+        raise ArtifactError(
+            f"{art.onnx_path}: ONNX Runtime cannot run it ({type(exc).__name__}: "
+            f"{str(exc).strip()[:160]})"
+        ) from None
+    progress(
+        "compress",
+        f"float: {metric} {baseline.metric:.4f}, {baseline.size_bytes:,} bytes, "
+        f"{baseline.latency_ms:.3f} ms at batch 1",
+    )
 
     # ---- variants ----------------------------------------------------------------------------
     variants: list[Variant] = []
@@ -93,36 +117,54 @@ def compress_artifact(artifact: str | Path | Artifact, options: CompressSpec, *,
     chosen = select(baseline, variants, metric=metric, max_drop=options.max_metric_drop)
     for v in variants:
         verdict = "qualifies" if v.reason is None else f"rejected: {v.reason}"
-        progress("compress", f"{v.name}: {metric} {v.metric:.4f}, {v.size_bytes:,} bytes, "
-                             f"{v.latency_ms:.3f} ms at batch 1 — {verdict}")
+        progress(
+            "compress",
+            f"{v.name}: {metric} {v.metric:.4f}, {v.size_bytes:,} bytes, "
+            f"{v.latency_ms:.3f} ms at batch 1 — {verdict}",
+        )
 
-    section = Compression(**{
-        **_request(options),
-        "chosen": chosen.name,
-        "metric": metric,
-        "size_bytes_before": baseline.size_bytes, "size_bytes_after": chosen.size_bytes,
-        "metric_before": round(baseline.metric, 6), "metric_after": round(chosen.metric, 6),
-        "latency_ms_before": round(baseline.latency_ms, 4), "latency_ms_after": round(chosen.latency_ms, 4),
-        "rejected": [rejection(v, chosen, metric) for v in variants if v is not chosen],
-        "variants": [baseline.summary(), *(v.summary() for v in variants)],
-    })
+    section = Compression(
+        **{
+            **_request(options),
+            "chosen": chosen.name,
+            "metric": metric,
+            "size_bytes_before": baseline.size_bytes,
+            "size_bytes_after": chosen.size_bytes,
+            "metric_before": round(baseline.metric, 6),
+            "metric_after": round(chosen.metric, 6),
+            "latency_ms_before": round(baseline.latency_ms, 4),
+            "latency_ms_after": round(chosen.latency_ms, 4),
+            "rejected": [rejection(v, chosen, metric) for v in variants if v is not chosen],
+            "variants": [baseline.summary(), *(v.summary() for v in variants)],
+        }
+    )
     if chosen is baseline:
-        section.reason = ("no variant was requested" if not variants else
-                             f"no variant stayed within max_metric_drop {options.max_metric_drop:g}"
-                             if all(v.reason for v in variants) else
-                             "the float model is the smallest qualifying model")
+        section.reason = (
+            "no variant was requested"
+            if not variants
+            else f"no variant stayed within max_metric_drop {options.max_metric_drop:g}"
+            if all(v.reason for v in variants)
+            else "the float model is the smallest qualifying model"
+        )
     # The card's test metrics describe the model.onnx it sits beside (the served one).
-    card = art.card.model_copy(update={
-        "compression": section,
-        "params": {**art.card.params, **(chosen.params or {})},
-        "metrics": art.card.metrics.model_copy(update={"test": chosen.metrics}),
-    })
-    progress("compress", f"chose {chosen.name}: {baseline.size_bytes:,} -> {chosen.size_bytes:,} bytes, "
-                         f"{metric} {baseline.metric:.4f} -> {chosen.metric:.4f}")
+    card = art.card.model_copy(
+        update={
+            "compression": section,
+            "params": {**art.card.params, **(chosen.params or {})},
+            "metrics": art.card.metrics.model_copy(update={"test": chosen.metrics}),
+        }
+    )
+    progress(
+        "compress",
+        f"chose {chosen.name}: {baseline.size_bytes:,} -> {chosen.size_bytes:,} bytes, "
+        f"{metric} {baseline.metric:.4f} -> {chosen.metric:.4f}",
+    )
     return _write(art, chosen, card, target)
 
 
-def _pruned(art: Artifact, module, data: Dataset, options: CompressSpec, scaling, progress: Progress) -> Variant:
+def _pruned(
+    art: Artifact, module, data: Dataset, options: CompressSpec, scaling, progress: Progress
+) -> Variant:
     """Prune the trained torch module (magnitude or structured), fine-tune, export."""
     from automodel.compress._prune import (
         finetune,
@@ -145,13 +187,27 @@ def _pruned(art: Artifact, module, data: Dataset, options: CompressSpec, scaling
         progress("compress", f"magnitude pruning {options.prune:.0%} of weights")
     seed = int(art.card.data.spec.get("seed", 0)) if art.card.data is not None else 0
     progress("compress", f"fine-tuning the pruned model for {options.finetune_epochs} epoch(s)")
-    finetune(module, data.X_train, data.y_train, task=data.task, params={**art.card.params, **(params or {})},
-             y_scaling=scaling, epochs=options.finetune_epochs, seed=seed)
+    finetune(
+        module,
+        data.X_train,
+        data.y_train,
+        task=data.task,
+        params={**art.card.params, **(params or {})},
+        y_scaling=scaling,
+        epochs=options.finetune_epochs,
+        seed=seed,
+    )
     make_permanent(module)
     onnx_bytes, _ = export_onnx(module, data.task, data.n_features, scaling)
-    return Variant("pruned", onnx_bytes, prune=options.prune, structured=options.structured, params=params,
-                   state_dict={k: v.detach().clone() for k, v in module.state_dict().items()},
-                   sparsity=sparsity(module))
+    return Variant(
+        "pruned",
+        onnx_bytes,
+        prune=options.prune,
+        structured=options.structured,
+        params=params,
+        state_dict={k: v.detach().clone() for k, v in module.state_dict().items()},
+        sparsity=sparsity(module),
+    )
 
 
 def _quantized(parent: Variant, data: Dataset, progress: Progress) -> Variant:
@@ -169,21 +225,42 @@ def _quantized(parent: Variant, data: Dataset, progress: Progress) -> Variant:
         onnx_bytes, method = quantize_dynamic_int8(parent.onnx_bytes), "dynamic"
     name = "int8" if parent.name == "float" else f"{parent.name}+int8"
     progress("compress", f"{name}: {method} int8 quantization")
-    return Variant(name, onnx_bytes, prune=parent.prune, structured=parent.structured, quantize="int8",
-                   method=method, params=parent.params, state_dict=parent.state_dict, sparsity=parent.sparsity)
+    return Variant(
+        name,
+        onnx_bytes,
+        prune=parent.prune,
+        structured=parent.structured,
+        quantize="int8",
+        method=method,
+        params=parent.params,
+        state_dict=parent.state_dict,
+        sparsity=parent.sparsity,
+    )
 
 
 def _sklearn_section(art: Artifact, options: CompressSpec, baseline: Variant) -> Compression:
     metric = art.card.metric
     before = art.card.metrics.test.get(metric) if metric else None
-    return Compression(**_request(options), chosen="float", reason=SKLEARN_REASON.format(family=art.card.family),
-                       metric=metric, size_bytes_before=baseline.size_bytes, size_bytes_after=baseline.size_bytes,
-                       metric_before=before, metric_after=before)
+    return Compression(
+        **_request(options),
+        chosen="float",
+        reason=SKLEARN_REASON.format(family=art.card.family),
+        metric=metric,
+        size_bytes_before=baseline.size_bytes,
+        size_bytes_after=baseline.size_bytes,
+        metric_before=before,
+        metric_after=before,
+    )
 
 
 def _request(options: CompressSpec) -> dict:
-    return {"prune": options.prune, "structured": options.structured, "quantize": options.quantize,
-            "max_metric_drop": options.max_metric_drop, "finetune_epochs": options.finetune_epochs}
+    return {
+        "prune": options.prune,
+        "structured": options.structured,
+        "quantize": options.quantize,
+        "max_metric_drop": options.max_metric_drop,
+        "finetune_epochs": options.finetune_epochs,
+    }
 
 
 def _metric(art: Artifact) -> str:
@@ -191,7 +268,9 @@ def _metric(art: Artifact) -> str:
 
     metric = art.card.metric or default_metric(art.card.task)
     if metric not in METRICS:
-        raise ArtifactError(f"{art.path / 'card.json'}: unknown metric {metric!r}; valid: {', '.join(METRICS)}")
+        raise ArtifactError(
+            f"{art.path / 'card.json'}: unknown metric {metric!r}; valid: {', '.join(METRICS)}"
+        )
     return metric
 
 
@@ -207,8 +286,14 @@ def _write(art: Artifact, chosen: Variant, card: Card, target: Path) -> Artifact
     target.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.compress-"))
     try:
-        written = write_artifact(stage, onnx_bytes=chosen.onnx_bytes, output_name=art.output_name,
-                                 preprocessor=art.preprocessor, card=card, state_dict=chosen.state_dict)
+        written = write_artifact(
+            stage,
+            onnx_bytes=chosen.onnx_bytes,
+            output_name=art.output_name,
+            preprocessor=art.preprocessor,
+            card=card,
+            state_dict=chosen.state_dict,
+        )
         weights = art.path / "weights.safetensors"
         if chosen.state_dict is None and weights.is_file():
             shutil.copy2(weights, stage / weights.name)

@@ -45,12 +45,21 @@ class Variant:
     def summary(self) -> dict[str, Any]:
         """The variant as the card's ``compression.variants`` lists it."""
         return {
-            "variant": self.name, "prune": self.prune, "structured": self.structured, "quantize": self.quantize,
-            "method": self.method, "size_bytes": self.size_bytes, "metric": round(self.metric, 6),
-            "metrics": {k: round(v, 6) for k, v in self.metrics.items()}, "drop": round(self.drop, 6),
-            "latency_ms": round(self.latency_ms, 4), "nonzero_params": self.nonzero_params,
-            "sparsity": round(self.sparsity, 4), "integer_ops": self.integer_ops,
-            "qualified": self.reason is None, "reason": self.reason,
+            "variant": self.name,
+            "prune": self.prune,
+            "structured": self.structured,
+            "quantize": self.quantize,
+            "method": self.method,
+            "size_bytes": self.size_bytes,
+            "metric": round(self.metric, 6),
+            "metrics": {k: round(v, 6) for k, v in self.metrics.items()},
+            "drop": round(self.drop, 6),
+            "latency_ms": round(self.latency_ms, 4),
+            "nonzero_params": self.nonzero_params,
+            "sparsity": round(self.sparsity, 4),
+            "integer_ops": self.integer_ops,
+            "qualified": self.reason is None,
+            "reason": self.reason,
         }
 
 
@@ -84,10 +93,18 @@ def nonzero_params(onnx_bytes: bytes) -> int:
     from onnx import numpy_helper
 
     model = onnx.load_from_string(onnx_bytes)
-    return int(sum(np.count_nonzero(numpy_helper.to_array(t)) for t in model.graph.initializer if len(t.dims) >= 2))
+    return int(
+        sum(
+            np.count_nonzero(numpy_helper.to_array(t))
+            for t in model.graph.initializer
+            if len(t.dims) >= 2
+        )
+    )
 
 
-def evaluate(variant: Variant, X: np.ndarray, y: np.ndarray, *, task: str, metric: str, output: str) -> Variant:
+def evaluate(
+    variant: Variant, X: np.ndarray, y: np.ndarray, *, task: str, metric: str, output: str
+) -> Variant:
     """Score ``variant`` on (X, y) through ONNX Runtime; time batch-1 inference."""
     from automodel.compress._quantize import integer_ops
 
@@ -116,7 +133,9 @@ def select(baseline: Variant, variants: list[Variant], *, metric: str, max_drop:
     for v in variants:
         v.drop = metric_drop(metric, baseline.metric, v.metric)
         if v.quantize == "int8" and not v.integer_ops:
-            v.reason = "quantizer produced no integer operators (the model would still run in float)"
+            v.reason = (
+                "quantizer produced no integer operators (the model would still run in float)"
+            )
         elif max_drop == 0:
             v.reason = f"max_metric_drop is 0: no change to the float model is allowed ({metric} drop {v.drop:.4f})"
         elif v.drop > max_drop:
@@ -128,7 +147,13 @@ def select(baseline: Variant, variants: list[Variant], *, metric: str, max_drop:
 
 def rejection(variant: Variant, chosen: Variant, metric: str) -> dict[str, Any]:
     """The card's ``rejected`` entry for a variant that was not shipped."""
-    reason = variant.reason or (f"qualified ({metric} drop {variant.drop:.4f}) but {chosen.name} is smaller "
-                                f"({chosen.size_bytes} bytes)")
-    return {"variant": variant.name, "metric": round(variant.metric, 6), "size_bytes": variant.size_bytes,
-            "reason": reason}
+    reason = variant.reason or (
+        f"qualified ({metric} drop {variant.drop:.4f}) but {chosen.name} is smaller "
+        f"({chosen.size_bytes} bytes)"
+    )
+    return {
+        "variant": variant.name,
+        "metric": round(variant.metric, 6),
+        "size_bytes": variant.size_bytes,
+        "reason": reason,
+    }

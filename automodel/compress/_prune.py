@@ -54,6 +54,7 @@ def sparsity(module: nn.Module) -> float:
 # ---- structured ---------------------------------------------------------------------------------
 def shrunk_params(family: Any, amount: float) -> dict[str, Any]:
     """The family params of the pruned model: each hidden width / channel count times (1 - amount)."""
+
     def keep(n: int) -> int:
         return max(1, int(round(n * (1.0 - amount))))
 
@@ -88,7 +89,9 @@ def shrink_into(old: nn.Module, new: nn.Module) -> nn.Module:
                 keep_out = _top_units(a, src[i + 1], n_out)
             w = w[keep_out]
             if w.shape != b.weight.shape:
-                raise ValueError(f"layer {i}: pruned weight {tuple(w.shape)} does not fit {tuple(b.weight.shape)}")
+                raise ValueError(
+                    f"layer {i}: pruned weight {tuple(w.shape)} does not fit {tuple(b.weight.shape)}"
+                )
             b.weight.copy_(w)
             if a.bias is not None:
                 b.bias.copy_(a.bias[keep_out])
@@ -115,9 +118,18 @@ def _expand(keep: torch.Tensor, layer: nn.Module, previous: nn.Module) -> torch.
 
 
 # ---- fine-tuning --------------------------------------------------------------------------------
-def finetune(module: nn.Module, X: np.ndarray, y: np.ndarray, *, task: str, params: dict[str, Any],
-             y_scaling: tuple[float, float], epochs: int, seed: int = 0,
-             settings: Any = None) -> nn.Module:
+def finetune(
+    module: nn.Module,
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    task: str,
+    params: dict[str, Any],
+    y_scaling: tuple[float, float],
+    epochs: int,
+    seed: int = 0,
+    settings: Any = None,
+) -> nn.Module:
     """A few epochs of the shared training recipe at the family's learning rate, to recover
     after pruning: the same :func:`~automodel.models._recipe.train_epoch` that search trials and
     the final fit train with, its cosine schedule spread over these epochs without warm-up (the
@@ -142,8 +154,11 @@ def finetune(module: nn.Module, X: np.ndarray, y: np.ndarray, *, task: str, para
     if epochs <= 0:
         return module.eval()
     torch.manual_seed(seed)
-    recipe = replace(Recipe.from_settings(params, settings or TrainSpec(), epochs),
-                     weight_decay=0.0, warmup_epochs=0)
+    recipe = replace(
+        Recipe.from_settings(params, settings or TrainSpec(), epochs),
+        weight_decay=0.0,
+        warmup_epochs=0,
+    )
     device = next(module.parameters()).device
     opt = recipe.make_optimizer(module)
     Xt, yt = to_tensors(X, y, task, y_scaling, device)  # copies: the splits may be read-only

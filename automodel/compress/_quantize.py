@@ -17,8 +17,18 @@ from pathlib import Path
 import numpy as np
 
 # Operators that compute in integers: their presence in a graph is the proof it was quantized.
-INTEGER_OPS = frozenset({"MatMulInteger", "ConvInteger", "QLinearConv", "QLinearMatMul", "QGemm",
-                         "DynamicQuantizeMatMul", "QLinearAdd", "QLinearMul"})
+INTEGER_OPS = frozenset(
+    {
+        "MatMulInteger",
+        "ConvInteger",
+        "QLinearConv",
+        "QLinearMatMul",
+        "QGemm",
+        "DynamicQuantizeMatMul",
+        "QLinearAdd",
+        "QLinearMul",
+    }
+)
 
 
 def integer_ops(onnx_bytes: bytes) -> list[str]:
@@ -39,8 +49,13 @@ def gemm_to_matmul(onnx_bytes: bytes) -> bytes:
     nodes = []
     for node in model.graph.node:
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        plain = (node.op_type == "Gemm" and node.input[1] in inits and attrs.get("alpha", 1.0) == 1.0
-                 and attrs.get("beta", 1.0) == 1.0 and not attrs.get("transA", 0))
+        plain = (
+            node.op_type == "Gemm"
+            and node.input[1] in inits
+            and attrs.get("alpha", 1.0) == 1.0
+            and attrs.get("beta", 1.0) == 1.0
+            and not attrs.get("transA", 0)
+        )
         if not plain:
             nodes.append(node)
             continue
@@ -50,11 +65,21 @@ def gemm_to_matmul(onnx_bytes: bytes) -> bytes:
         w_name = f"{node.input[1]}_matmul"
         model.graph.initializer.append(numpy_helper.from_array(np.ascontiguousarray(w), w_name))
         product = f"{node.output[0]}_matmul"
-        nodes.append(helper.make_node("MatMul", [node.input[0], w_name], [product], name=f"{node.name}_MatMul"))
+        nodes.append(
+            helper.make_node(
+                "MatMul", [node.input[0], w_name], [product], name=f"{node.name}_MatMul"
+            )
+        )
         if len(node.input) > 2 and node.input[2]:
-            nodes.append(helper.make_node("Add", [product, node.input[2]], [node.output[0]], name=f"{node.name}_Add"))
+            nodes.append(
+                helper.make_node(
+                    "Add", [product, node.input[2]], [node.output[0]], name=f"{node.name}_Add"
+                )
+            )
         else:
-            nodes.append(helper.make_node("Identity", [product], [node.output[0]], name=f"{node.name}_Out"))
+            nodes.append(
+                helper.make_node("Identity", [product], [node.output[0]], name=f"{node.name}_Out")
+            )
     del model.graph.node[:]
     model.graph.node.extend(nodes)
     used = {i for n in model.graph.node for i in n.input}
@@ -90,16 +115,25 @@ def quantize_static_int8(onnx_bytes: bytes, calibration: np.ndarray, batch_size:
 
         def get_next(self):
             batch = next(self.batches, None)
-            return None if batch is None else {"input": np.ascontiguousarray(batch, dtype=np.float32)}
+            return (
+                None if batch is None else {"input": np.ascontiguousarray(batch, dtype=np.float32)}
+            )
 
     with tempfile.TemporaryDirectory() as tmp, _quiet():
         src, dst = Path(tmp, "float.onnx"), Path(tmp, "int8.onnx")
         src.write_bytes(onnx_bytes)
         # Per-tensor weights: on CPU the fastest kernels, and per-channel bought no accuracy on digits.
         # uint8 activations with int8 weights: the combination ORT's x86 kernels are built for.
-        quantize_static(src, dst, Rows(calibration), quant_format=QuantFormat.QOperator, per_channel=False,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        op_types_to_quantize=["Conv", "Gemm", "MatMul", "Relu", "MaxPool"])
+        quantize_static(
+            src,
+            dst,
+            Rows(calibration),
+            quant_format=QuantFormat.QOperator,
+            per_channel=False,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            op_types_to_quantize=["Conv", "Gemm", "MatMul", "Relu", "MaxPool"],
+        )
         return dst.read_bytes()
 
 

@@ -22,11 +22,18 @@ def build_family(artifact: Artifact, params: dict[str, Any] | None = None):
     card = artifact.card
     name = card.family
     if name not in FAMILIES:
-        raise ArtifactError(f"{artifact.path / 'card.json'}: unknown family {name!r}; valid: {', '.join(FAMILIES)}")
+        raise ArtifactError(
+            f"{artifact.path / 'card.json'}: unknown family {name!r}; valid: {', '.join(FAMILIES)}"
+        )
     prep = artifact.preprocessor
     n_outputs = len(card.classes or []) if card.task == "classification" else 1
-    return FAMILIES[name](card.task, prep.n_features, n_outputs, {**card.params, **(params or {})},
-                          image_shape=prep.image_shape)
+    return FAMILIES[name](
+        card.task,
+        prep.n_features,
+        n_outputs,
+        {**card.params, **(params or {})},
+        image_shape=prep.image_shape,
+    )
 
 
 def load_module(artifact: Artifact):
@@ -40,8 +47,10 @@ def load_module(artifact: Artifact):
 
     path = artifact.path / "weights.safetensors"
     if not path.is_file():
-        raise ArtifactError(f"artifact {artifact.path} is incomplete: weights.safetensors is missing "
-                            f"(pruning a {artifact.card.family} model needs its torch weights)")
+        raise ArtifactError(
+            f"artifact {artifact.path} is incomplete: weights.safetensors is missing "
+            f"(pruning a {artifact.card.family} model needs its torch weights)"
+        )
     try:
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
@@ -51,8 +60,9 @@ def load_module(artifact: Artifact):
         module.load_state_dict(state)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[-1].strip()[:160]
-        raise ArtifactError(f"{path}: weights do not fit the card's {artifact.card.family} "
-                            f"params ({first})") from None
+        raise ArtifactError(
+            f"{path}: weights do not fit the card's {artifact.card.family} params ({first})"
+        ) from None
     return module.eval()
 
 
@@ -84,11 +94,15 @@ def load_splits(artifact: Artifact) -> Dataset:
     elif data is not None and data.source:
         spec = DataSpec(source=data.source, target=data.target)
     else:
-        raise ArtifactError(f"{artifact.path / 'card.json'}: no data section; compression needs the training "
-                            "data to fine-tune and to score variants on the test split")
+        raise ArtifactError(
+            f"{artifact.path / 'card.json'}: no data section; compression needs the training "
+            "data to fine-tune and to score variants on the test split"
+        )
     dataset = load_dataset(spec)
     if data is not None and data.sha256 and dataset.sha256 != data.sha256:
-        raise DataError(f"data {spec.source!r} changed since the model was trained (sha256 "
-                        f"{dataset.sha256[:12]}... != card's {data.sha256[:12]}...); the test split "
-                        "would not be the one the card scored")
+        raise DataError(
+            f"data {spec.source!r} changed since the model was trained (sha256 "
+            f"{dataset.sha256[:12]}... != card's {data.sha256[:12]}...); the test split "
+            "would not be the one the card scored"
+        )
     return dataset.select(artifact.preprocessor.selected)

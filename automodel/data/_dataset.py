@@ -76,7 +76,6 @@ class Dataset:
             self.stream,
         )
 
-
     def sample_train(self, rows: int, seed: int = 0) -> Dataset:
         """The same splits with at most ``rows`` training rows (a seeded draw, order kept): what
         search trials train on. Validation and test stay whole; streamed data is a sample already."""

@@ -26,7 +26,9 @@ def _builtin(name: str) -> RawTable:
     from sklearn import datasets
 
     if name not in BUILTINS:
-        raise SpecError("data.source", f"unknown builtin dataset {name!r}; valid: {', '.join(BUILTINS)}")
+        raise SpecError(
+            "data.source", f"unknown builtin dataset {name!r}; valid: {', '.join(BUILTINS)}"
+        )
     bunch = getattr(datasets, f"load_{name}")(as_frame=True)
     frame = bunch.frame.copy()
     target = "label" if name == "digits" else "target"
@@ -42,7 +44,10 @@ def _synthetic(query: str) -> RawTable:
     allowed = {"rows", "features", "seed", "classes", "informative", "noise"}
     unknown = set(args) - allowed
     if unknown:
-        raise SpecError("data.source", f"unknown synthetic parameter(s) {sorted(unknown)}; valid: {sorted(allowed)}")
+        raise SpecError(
+            "data.source",
+            f"unknown synthetic parameter(s) {sorted(unknown)}; valid: {sorted(allowed)}",
+        )
     try:
         rows = int(args.get("rows", 1000))
         features = int(args.get("features", 20))
@@ -53,19 +58,31 @@ def _synthetic(query: str) -> RawTable:
     except ValueError as exc:
         raise SpecError("data.source", f"synthetic parameters must be numbers: {exc}") from None
     if rows < 10 or features < 1:
-        raise SpecError("data.source", f"synthetic data needs rows >= 10 and features >= 1, got rows={rows}, features={features}")
+        raise SpecError(
+            "data.source",
+            f"synthetic data needs rows >= 10 and features >= 1, got rows={rows}, features={features}",
+        )
     if kind == "classification":
         X, y = datasets.make_classification(
-            n_samples=rows, n_features=features, n_informative=min(informative, features),
-            n_redundant=0, n_classes=classes, random_state=seed,
+            n_samples=rows,
+            n_features=features,
+            n_informative=min(informative, features),
+            n_redundant=0,
+            n_classes=classes,
+            random_state=seed,
         )
     elif kind == "regression":
         X, y = datasets.make_regression(
-            n_samples=rows, n_features=features, n_informative=min(informative, features),
-            noise=noise, random_state=seed,
+            n_samples=rows,
+            n_features=features,
+            n_informative=min(informative, features),
+            noise=noise,
+            random_state=seed,
         )
     else:
-        raise SpecError("data.source", f"synthetic kind must be classification or regression, got {kind!r}")
+        raise SpecError(
+            "data.source", f"synthetic kind must be classification or regression, got {kind!r}"
+        )
     frame = pd.DataFrame(X.astype(np.float32), columns=[f"x{i}" for i in range(features)])
     frame["target"] = y
     return RawTable(frame, "target")
@@ -105,7 +122,9 @@ def load_table(source: str, target: str | None = None) -> RawTable:
     else:
         frame = _file(source)
         if frame.shape[1] < 2:
-            raise DataError(f"data.source: {source} has {frame.shape[1]} column(s); need features and a target")
+            raise DataError(
+                f"data.source: {source} has {frame.shape[1]} column(s); need features and a target"
+            )
         table = RawTable(frame, frame.columns[-1])
     if target is not None:
         if target not in table.frame.columns:

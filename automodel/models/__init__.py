@@ -21,8 +21,24 @@ FAMILIES: dict[str, type[Family]] = {
     f.name: f for f in (MLP, CNN, RandomForest, HistGB, Linear, LightGBM, XGBoost)
 }
 
-__all__ = ["CNN", "CNNModule", "FAMILIES", "Family", "HistGB", "LightGBM", "Linear", "MLP", "MLPModule", "RandomForest", "XGBoost",
-           "ExportWrapper", "export_onnx", "get_family", "make_optimizer", "target_scaling"]
+__all__ = [
+    "CNN",
+    "CNNModule",
+    "FAMILIES",
+    "Family",
+    "HistGB",
+    "LightGBM",
+    "Linear",
+    "MLP",
+    "MLPModule",
+    "RandomForest",
+    "XGBoost",
+    "ExportWrapper",
+    "export_onnx",
+    "get_family",
+    "make_optimizer",
+    "target_scaling",
+]
 
 
 def get_family(name: str) -> type[Family]:
@@ -30,4 +46,6 @@ def get_family(name: str) -> type[Family]:
     try:
         return FAMILIES[name]
     except KeyError:
-        raise SpecError("model.family", f"unknown family {name!r}; valid: {', '.join(FAMILIES)}") from None
+        raise SpecError(
+            "model.family", f"unknown family {name!r}; valid: {', '.join(FAMILIES)}"
+        ) from None

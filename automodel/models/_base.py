@@ -24,8 +24,17 @@ class Family(ABC):
     # takes params["class_weight"] in {None, "balanced"} (searched on imbalanced targets)
     supports_class_weight: ClassVar[bool] = False
 
-    def __init__(self, task: str, n_features: int, n_outputs: int, params: dict[str, Any] | None = None,
-                 *, image_shape: tuple[int, ...] | None = None, seed: int = 0, max_steps: int = 20):
+    def __init__(
+        self,
+        task: str,
+        n_features: int,
+        n_outputs: int,
+        params: dict[str, Any] | None = None,
+        *,
+        image_shape: tuple[int, ...] | None = None,
+        seed: int = 0,
+        max_steps: int = 20,
+    ):
         self.task = task
         self.n_features = n_features
         self.n_outputs = n_outputs

@@ -34,8 +34,12 @@ class _SklearnFamily(Family):
         from skl2onnx.common.data_types import FloatTensorType
 
         options = {id(self.model_): {"zipmap": False}} if self.task == "classification" else None
-        onx = convert_sklearn(self.model_, initial_types=[("input", FloatTensorType([None, self.n_features]))],
-                              options=options, target_opset={"": 17, "ai.onnx.ml": 3})
+        onx = convert_sklearn(
+            self.model_,
+            initial_types=[("input", FloatTensorType([None, self.n_features]))],
+            options=options,
+            target_opset={"": 17, "ai.onnx.ml": 3},
+        )
         names = [o.name for o in onx.graph.output]
         output = "probabilities" if "probabilities" in names else names[0]
         return onx.SerializeToString(), output
@@ -51,7 +55,9 @@ def _patch_skl2onnx() -> None:
     original = tree_ensemble.add_node
 
     def add_node(*args, nodes_missing_value_tracks_true=0, **kwargs):
-        return original(*args, nodes_missing_value_tracks_true=int(nodes_missing_value_tracks_true), **kwargs)
+        return original(
+            *args, nodes_missing_value_tracks_true=int(nodes_missing_value_tracks_true), **kwargs
+        )
 
     add_node._automodel_patched = True
     tree_ensemble.add_node = add_node
@@ -86,9 +92,13 @@ class RandomForest(_SklearnFamily):
         if self.steps_done_ == 0:
             cls = RandomForestClassifier if self.task == "classification" else RandomForestRegressor
             p = {k: v for k, v in self.params.items() if k != "n_estimators"}
-            self.model_ = cls(warm_start=True, n_estimators=0, random_state=self.seed, n_jobs=self.n_jobs, **p)
+            self.model_ = cls(
+                warm_start=True, n_estimators=0, random_state=self.seed, n_jobs=self.n_jobs, **p
+            )
         self.steps_done_ += 1
-        self.model_.n_estimators = math.ceil(int(self.params["n_estimators"]) * self.steps_done_ / self.n_steps())
+        self.model_.n_estimators = math.ceil(
+            int(self.params["n_estimators"]) * self.steps_done_ / self.n_steps()
+        )
         self.model_.fit(X, y)
         return None
 
@@ -112,11 +122,17 @@ class HistGB(_SklearnFamily):
 
     def step(self, X, y):
         if self.steps_done_ == 0:
-            cls = HistGradientBoostingClassifier if self.task == "classification" else HistGradientBoostingRegressor
+            cls = (
+                HistGradientBoostingClassifier
+                if self.task == "classification"
+                else HistGradientBoostingRegressor
+            )
             p = {k: v for k, v in self.params.items() if k != "max_iter"}
             self.model_ = cls(warm_start=True, early_stopping=False, random_state=self.seed, **p)
         self.steps_done_ += 1
-        self.model_.max_iter = math.ceil(int(self.params["max_iter"]) * self.steps_done_ / self.n_steps())
+        self.model_.max_iter = math.ceil(
+            int(self.params["max_iter"]) * self.steps_done_ / self.n_steps()
+        )
         self.model_.fit(X, y)
         return None
 
@@ -139,8 +155,11 @@ class Linear(_SklearnFamily):
 
     def step(self, X, y):
         if self.task == "classification":
-            self.model_ = LogisticRegression(C=float(self.params["C"]), max_iter=int(self.params.get("max_iter", 500)),
-                                             class_weight=self.params.get("class_weight"))
+            self.model_ = LogisticRegression(
+                C=float(self.params["C"]),
+                max_iter=int(self.params.get("max_iter", 500)),
+                class_weight=self.params.get("class_weight"),
+            )
         else:
             self.model_ = Ridge(alpha=float(self.params["alpha"]))
         self.model_.fit(X, y)

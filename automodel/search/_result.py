@@ -45,7 +45,14 @@ def trial_status(status: str, iterations: int, n_steps: int) -> str:
 
 
 def _row(
-    trial_id: str, config: dict, metric: str, value: Any, iters: int, status: str, time_s: float
+    trial_id: str,
+    config: dict,
+    metric: str,
+    value: Any,
+    iters: int,
+    status: str,
+    time_s: float,
+    device: str | None = None,
 ) -> dict:
     family, params, k = decode(config)
     return {
@@ -57,11 +64,12 @@ def _row(
         "k": k if k is not None else "",
         "params": json.dumps(params, sort_keys=True, default=str),
         "time_s": round(float(time_s or 0.0), 2),
+        "device": device or "",  # where the trial trained: "cuda" on a GPU it reserved, else "cpu"
     }
 
 
 def leaderboard_from(trials: list, metric: str, journal: Any = None) -> pd.DataFrame:
-    """One row a trial, best first: trial_id, family, <metric>, iterations, status, k, params, time_s.
+    """One row a trial, best first: trial_id, family, <metric>, iterations, status, k, params, time_s, device.
 
     ``trials`` are Tune's trials of this session; ``journal`` (a resumed sweep's) adds the trials
     finished before the restart, with the scores and times they had then.
@@ -80,6 +88,7 @@ def leaderboard_from(trials: list, metric: str, journal: Any = None) -> pd.DataF
                 done["iterations"],
                 status,
                 last.get("time", 0.0),
+                last.get("device"),
             )
         )
     for t in trials:
@@ -90,9 +99,18 @@ def leaderboard_from(trials: list, metric: str, journal: Any = None) -> pd.DataF
         iters = int(m.get("training_iteration", 0) or 0)
         status = trial_status(t.status, iters, int(m.get("n_steps", 0) or 0))
         rows.append(
-            _row(t.trial_id, cfg, metric, m.get(metric), iters, status, m.get("time_total_s", 0.0))
+            _row(
+                t.trial_id,
+                cfg,
+                metric,
+                m.get(metric),
+                iters,
+                status,
+                m.get("time_total_s", 0.0),
+                m.get("device"),
+            )
         )
-    df = pd.DataFrame(rows, columns=[*COLUMNS[:2], metric, *COLUMNS[2:]])
+    df = pd.DataFrame(rows, columns=[*COLUMNS[:2], metric, *COLUMNS[2:], "device"])
     return df.sort_values(
         metric, ascending=MODES[metric] == "min", na_position="last", kind="stable"
     ).reset_index(drop=True)

@@ -115,7 +115,9 @@ def tune(
         )
 
     board = leaderboard_from(history.trials, metric, journal)
-    board["rows_seen"] = len(dataset.X_train)  # training rows each trial saw (search.sample_rows caps it)
+    board["rows_seen"] = len(
+        dataset.X_train
+    )  # training rows each trial saw (search.sample_rows caps it)
     budget = spec.search.time_budget_s
     ended = history.finished | {t.trial_id for t in history.trials if t.status == "ERROR"}
     if len(ended) < expected and (budget is None or time.time() - run_start < budget):

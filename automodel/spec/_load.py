@@ -24,7 +24,12 @@ def _message(err: dict) -> str:
     if kind == "missing":
         return "required key is missing"
     if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
-        op = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}[kind]
+        op = {
+            "greater_than_equal": ">=",
+            "greater_than": ">",
+            "less_than_equal": "<=",
+            "less_than": "<",
+        }[kind]
         bound = next(iter(ctx.values()))
         return f"must be {op} {bound}, got {got!r}"
     if kind == "literal_error":
@@ -45,7 +50,9 @@ def _valid_keys(loc: tuple) -> str:
         if field is None:
             return ""
         ann = field.annotation
-        model = next((a for a in getattr(ann, "__args__", (ann,)) if hasattr(a, "model_fields")), ann)
+        model = next(
+            (a for a in getattr(ann, "__args__", (ann,)) if hasattr(a, "model_fields")), ann
+        )
     if not hasattr(model, "model_fields"):
         return ""
     return "; valid keys: " + ", ".join(model.model_fields)
@@ -56,14 +63,21 @@ def spec_from_dict(raw: Any, source: str = "spec") -> Spec:
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise SpecError("", f"{source} must be a mapping of sections (name, data, search, ...), got {type(raw).__name__}")
+        raise SpecError(
+            "",
+            f"{source} must be a mapping of sections (name, data, search, ...), got {type(raw).__name__}",
+        )
     try:
         return Spec.model_validate(raw)
     except ValidationError as exc:
         errors = exc.errors()
         first = errors[0]
         # Unions report one error per branch; the first carries the real problem.
-        loc = tuple(p for p in first["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith("function-"))))
+        loc = tuple(
+            p
+            for p in first["loc"]
+            if not (isinstance(p, str) and ("[" in p or p.startswith("function-")))
+        )
         msg = _message(first)
         if first["type"] == "extra_forbidden":
             msg += _valid_keys(loc)

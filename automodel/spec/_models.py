@@ -28,15 +28,21 @@ class DataSpec(_Section):
         "URI (s3://, gs://), a directory, a glob, or a list of them.",
     )
     key: str | None = Field(
-        None, description="Column whose hash assigns a row to train/val/test when files stream; default: file and row."
+        None,
+        description="Column whose hash assigns a row to train/val/test when files stream; default: file and row.",
     )
     stream: Literal["auto", "on", "off"] = Field(
-        "auto", description="Stream files through Ray Data: auto = for a directory, glob, list or a file over 256 MB."
+        "auto",
+        description="Stream files through Ray Data: auto = for a directory, glob, list or a file over 256 MB.",
     )
-    target: str | None = Field(None, description="Target column; default: the source's own target or the last column.")
+    target: str | None = Field(
+        None, description="Target column; default: the source's own target or the last column."
+    )
     task: Task | None = Field(None, description="Inferred from the target when absent.")
     test_size: float = Field(0.2, gt=0.0, lt=0.9)
-    val_size: float = Field(0.15, gt=0.0, lt=0.9, description="Share of the non-test rows kept for validation.")
+    val_size: float = Field(
+        0.15, gt=0.0, lt=0.9, description="Share of the non-test rows kept for validation."
+    )
     seed: int = 0
 
 
@@ -53,7 +59,9 @@ class FeaturesSpec(_Section):
             raise ValueError(f"must be >= 1, got {v}")
         if isinstance(v, list):
             if len(v) != 2 or v[0] < 1 or v[0] > v[1]:
-                raise ValueError(f"a searched range must be [low, high] with 1 <= low <= high, got {v}")
+                raise ValueError(
+                    f"a searched range must be [low, high] with 1 <= low <= high, got {v}"
+                )
         return v
 
     @model_validator(mode="after")
@@ -74,15 +82,21 @@ class SearchSpec(_Section):
     num_samples: int = Field(8, ge=1)
     max_concurrent: int = Field(2, ge=1)
     max_epochs: int = Field(20, ge=1)
-    grace_period: int = Field(2, ge=1, description="ASHA: iterations every trial gets before it can be stopped.")
-    metric: Metric | None = Field(None, description="Default: accuracy (classification) or r2 (regression).")
+    grace_period: int = Field(
+        2, ge=1, description="ASHA: iterations every trial gets before it can be stopped."
+    )
+    metric: Metric | None = Field(
+        None, description="Default: accuracy (classification) or r2 (regression)."
+    )
     cv_folds: int = Field(0, ge=0)
     time_budget_s: float | None = Field(None, gt=0)
     cpus_per_trial: float = Field(1.0, gt=0)
     gpus_per_trial: float = Field(0.0, ge=0)
     space: dict[str, dict[str, Any]] = Field(default_factory=dict)
     sample_rows: int = Field(
-        100_000, ge=100, description="Streamed data: training rows the trials see (one sample in the object store)."
+        100_000,
+        ge=100,
+        description="Streamed data: training rows the trials see (one sample in the object store).",
     )
 
     ensemble: bool = Field(
@@ -112,7 +126,9 @@ class SearchSpec(_Section):
 
 
 class ModelSpec(_Section):
-    family: str | None = Field(None, description="What `automodel train` trains; `run` fills it from the search.")
+    family: str | None = Field(
+        None, description="What `automodel train` trains; `run` fills it from the search."
+    )
     params: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("family")
@@ -158,7 +174,9 @@ class TrainSpec(_Section):
 
 class CompressSpec(_Section):
     prune: float = Field(0.0, ge=0.0, le=0.95)
-    structured: bool = Field(False, description="Remove whole neurons/channels so dense kernels shrink too.")
+    structured: bool = Field(
+        False, description="Remove whole neurons/channels so dense kernels shrink too."
+    )
     quantize: Literal["none", "int8"] = "none"
     max_metric_drop: float = Field(0.01, ge=0.0)
     finetune_epochs: int = Field(3, ge=0)
@@ -173,7 +191,9 @@ class ServeSpec(_Section):
     downscale_delay_s: float = Field(20.0, ge=0)
     max_ongoing_requests: int = Field(64, ge=1)
     max_queued_requests: int = Field(
-        256, ge=1, description="Requests a replica queues beyond max_ongoing_requests; more get 503 at once."
+        256,
+        ge=1,
+        description="Requests a replica queues beyond max_ongoing_requests; more get 503 at once.",
     )
     max_batch_size: int = Field(32, ge=1)
     batch_wait_timeout_s: float = Field(0.005, ge=0)
@@ -183,7 +203,9 @@ class ServeSpec(_Section):
     port: int = Field(8000, ge=1, le=65535)
     host: str = "127.0.0.1"
     route_prefix: str = "/"
-    auth_token_env: str | None = Field(None, description="Env var holding a bearer token that requests must carry.")
+    auth_token_env: str | None = Field(
+        None, description="Env var holding a bearer token that requests must carry."
+    )
 
     @model_validator(mode="after")
     def _replicas(self) -> ServeSpec:
@@ -195,9 +217,13 @@ class ServeSpec(_Section):
 
 
 class RuntimeSpec(_Section):
-    address: str | None = Field(None, description='null: embedded local Ray; "auto" or "ray://host:10001".')
+    address: str | None = Field(
+        None, description='null: embedded local Ray; "auto" or "ray://host:10001".'
+    )
     storage: str = "./automodel_runs"
-    num_cpus: int | None = Field(None, ge=1, description="CPUs of the embedded local Ray (default: all).")
+    num_cpus: int | None = Field(
+        None, ge=1, description="CPUs of the embedded local Ray (default: all)."
+    )
     quiet: bool = False
 
 
@@ -247,7 +273,9 @@ class Spec(_Section):
         from automodel.errors import SpecError
 
         if self.search.metric is not None:
-            problem = _metric_problem(self.search.metric, task, "the target (data.target) says this")
+            problem = _metric_problem(
+                self.search.metric, task, "the target (data.target) says this"
+            )
             if problem:
                 raise SpecError("search.metric", problem)
 
@@ -270,7 +298,9 @@ def _metric_problem(metric: str, task: str, where: str) -> str | None:
     if metric in ok:
         return None
     other = "regression" if task == "classification" else "classification"
-    return f"{metric!r} is a {other} metric, but {where} is a {task} task; use one of {', '.join(ok)}"
+    return (
+        f"{metric!r} is a {other} metric, but {where} is a {task} task; use one of {', '.join(ok)}"
+    )
 
 
 def default_name(source: str | list[str]) -> str:

@@ -52,7 +52,12 @@ def parse_domain(value: Any, key: str) -> Domain:
             raise SpecError(key, "a choice [[...]] must list at least one value, got [[]]")
         return Choice(tuple(value[0]))
     log = len(value) == 3 and value[2] == "log"
-    if len(value) in (2, 3) and _is_number(value[0]) and _is_number(value[1]) and (len(value) == 2 or log):
+    if (
+        len(value) in (2, 3)
+        and _is_number(value[0])
+        and _is_number(value[1])
+        and (len(value) == 2 or log)
+    ):
         low, high = value[0], value[1]
         if low > high:
             raise SpecError(key, f"range low must be <= high, got {value}")
@@ -62,7 +67,8 @@ def parse_domain(value: Any, key: str) -> Domain:
             return Int(low, high, log)
         return Float(float(low), float(high), log)
     raise SpecError(
-        key, f"expected [low, high], [low, high, log], [[choice, ...]] or a single value, got {value}"
+        key,
+        f"expected [low, high], [low, high, log], [[choice, ...]] or a single value, got {value}",
     )
 
 
@@ -76,7 +82,9 @@ def parse_space(family: str, overrides: dict[str, Any], key: str) -> dict[str, D
     out = {}
     for name, value in overrides.items():
         if name not in known:
-            raise SpecError(f"{key}.{name}", f"unknown parameter of {family}; valid: {', '.join(sorted(known))}")
+            raise SpecError(
+                f"{key}.{name}", f"unknown parameter of {family}; valid: {', '.join(sorted(known))}"
+            )
         out[name] = parse_domain(value, f"{key}.{name}")
     return out
 

@@ -40,7 +40,9 @@ def _one_torch_thread():
         yield
 
 
-def make_artifact(path: Path, family: str, params: dict, *, epochs: int, source: str = "builtin:digits") -> Path:
+def make_artifact(
+    path: Path, family: str, params: dict, *, epochs: int, source: str = "builtin:digits"
+) -> Path:
     """Fit ``family`` on ``source`` and write an artifact exactly as `automodel train` would."""
     from automodel.data import load_dataset
     from automodel.models import FAMILIES
@@ -50,8 +52,14 @@ def make_artifact(path: Path, family: str, params: dict, *, epochs: int, source:
 
     spec = spec_from_dict({"name": "digits", "data": {"source": source}})
     data = load_dataset(spec.data)
-    model = FAMILIES[family](data.task, data.n_features, data.n_outputs, params,
-                             image_shape=data.preprocessor.image_shape, max_steps=epochs)
+    model = FAMILIES[family](
+        data.task,
+        data.n_features,
+        data.n_outputs,
+        params,
+        image_shape=data.preprocessor.image_shape,
+        max_steps=epochs,
+    )
     model.fit(data.X_train, data.y_train)
     state = model.module_.state_dict() if model.kind == "torch" else None
     trained = TrainedModel(model, family, model.params, {"workers": 1, "epochs": epochs}, [], state)
@@ -64,7 +72,9 @@ def mlp_artifact(tmp_path_factory) -> Path:
     """The issue's MLP: hidden 512-256 on digits."""
     path = tmp_path_factory.mktemp("mlp") / "artifact"
     with one_thread():
-        return make_artifact(path, "mlp", {"hidden": [512, 256], "lr": 2e-3, "dropout": 0.1}, epochs=8)
+        return make_artifact(
+            path, "mlp", {"hidden": [512, 256], "lr": 2e-3, "dropout": 0.1}, epochs=8
+        )
 
 
 @pytest.fixture

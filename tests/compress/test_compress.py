@@ -31,13 +31,26 @@ def card(artifact: Path) -> dict:
 
 def test_mlp_pruned_50_and_int8(mlp_artifact, tmp_path, digits):
     out = tmp_path / "small"
-    proc = cli("compress", str(mlp_artifact), "--prune", "0.5", "--quantize", "int8", "--finetune-epochs", "2",
-               "--out", str(out))
+    proc = cli(
+        "compress",
+        str(mlp_artifact),
+        "--prune",
+        "0.5",
+        "--quantize",
+        "int8",
+        "--finetune-epochs",
+        "2",
+        "--out",
+        str(out),
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "chose pruned+int8" in proc.stdout and "compress: pruned+int8" in proc.stderr
 
     c = card(out)["compression"]
-    before, after = (mlp_artifact / "model.onnx").stat().st_size, (out / "model.onnx").stat().st_size
+    before, after = (
+        (mlp_artifact / "model.onnx").stat().st_size,
+        (out / "model.onnx").stat().st_size,
+    )
     assert c["chosen"] == "pruned+int8" and (c["prune"], c["quantize"]) == (0.5, "int8")
     assert (c["size_bytes_before"], c["size_bytes_after"]) == (before, after)
     assert before / after >= 3.0
@@ -64,8 +77,19 @@ def test_mlp_pruned_50_and_int8(mlp_artifact, tmp_path, digits):
 
 def test_impossible_budget_keeps_float_and_says_why(mlp_copy):
     original = (mlp_copy / "model.onnx").read_bytes()
-    proc = cli("compress", str(mlp_copy), "--prune", "0.5", "--quantize", "int8", "--max-metric-drop", "0",
-                   "--finetune-epochs", "1", "--in-place")
+    proc = cli(
+        "compress",
+        str(mlp_copy),
+        "--prune",
+        "0.5",
+        "--quantize",
+        "int8",
+        "--max-metric-drop",
+        "0",
+        "--finetune-epochs",
+        "1",
+        "--in-place",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "chose float" in proc.stdout
     c = card(mlp_copy)["compression"]
@@ -74,7 +98,9 @@ def test_impossible_budget_keeps_float_and_says_why(mlp_copy):
     assert c["size_bytes_after"] == c["size_bytes_before"] == len(original)
     assert {r["variant"] for r in c["rejected"]} == {"pruned", "int8", "pruned+int8"}
     for r in c["rejected"]:
-        assert "max_metric_drop is 0" in r["reason"] and r["size_bytes"] > 0 and 0 < r["metric"] <= 1
+        assert (
+            "max_metric_drop is 0" in r["reason"] and r["size_bytes"] > 0 and 0 < r["metric"] <= 1
+        )
 
 
 def test_cnn_static_int8(tmp_path, digits):
@@ -85,7 +111,9 @@ def test_cnn_static_int8(tmp_path, digits):
     c = card(out)["compression"]
     assert c["chosen"] == "int8" and c["variants"][1]["method"] == "static"
     ops = integer_ops((out / "model.onnx").read_bytes())
-    assert "QLinearConv" in ops  # convolutions really run in int8 (dynamic mode would leave them float)
+    assert (
+        "QLinearConv" in ops
+    )  # convolutions really run in int8 (dynamic mode would leave them float)
     assert c["size_bytes_before"] / c["size_bytes_after"] >= 3.0
     assert c["metric_before"] - c["metric_after"] <= 0.01
     assert served_accuracy(out, digits) == pytest.approx(c["metric_after"], abs=1e-6)
@@ -113,9 +141,16 @@ def test_structured_pruning_really_shrinks_layers(mlp_artifact, tmp_path):
 def test_regression_mlp_keeps_target_scaling(tmp_path):
     from automodel.compress import compress_artifact
 
-    art = make_artifact(tmp_path / "reg", "mlp", {"hidden": [64, 64], "lr": 3e-3}, epochs=30,
-                        source="builtin:diabetes")
-    options = CompressSpec(prune=0.5, structured=True, quantize="int8", max_metric_drop=0.05, finetune_epochs=3)
+    art = make_artifact(
+        tmp_path / "reg",
+        "mlp",
+        {"hidden": [64, 64], "lr": 3e-3},
+        epochs=30,
+        source="builtin:diabetes",
+    )
+    options = CompressSpec(
+        prune=0.5, structured=True, quantize="int8", max_metric_drop=0.05, finetune_epochs=3
+    )
     c = compress_artifact(art, options, progress=QUIET).card["compression"]
     assert c["metric"] == "r2" and c["metric_before"] > 0.2
     by_name = {v["variant"]: v for v in c["variants"]}
@@ -127,9 +162,13 @@ def test_regression_mlp_keeps_target_scaling(tmp_path):
 def test_tree_family_stays_float_and_says_why(tmp_path):
     from automodel.compress import compress_artifact
 
-    art = make_artifact(tmp_path / "rf", "random_forest", {"n_estimators": 20, "max_depth": 8}, epochs=1)
+    art = make_artifact(
+        tmp_path / "rf", "random_forest", {"n_estimators": 20, "max_depth": 8}, epochs=1
+    )
     original = (art / "model.onnx").read_bytes()
-    c = compress_artifact(art, CompressSpec(prune=0.5, quantize="int8"), progress=QUIET).card["compression"]
+    c = compress_artifact(art, CompressSpec(prune=0.5, quantize="int8"), progress=QUIET).card[
+        "compression"
+    ]
     assert c["chosen"] == "float" and "scikit-learn" in c["reason"] and "int8" in c["reason"]
     assert (art / "model.onnx").read_bytes() == original
 
@@ -171,8 +210,12 @@ def test_structured_pruning_drops_dead_units_exactly(family):
             layer.weight[dead] = 0
             layer.bias[dead] = 0
     small_params = shrunk_params(fam, 0.5)
-    new = shrink_into(old, FAMILIES[family]("classification", 64, 10, {**params, **small_params},
-                                            image_shape=(8, 8)).build_module()).eval()
+    new = shrink_into(
+        old,
+        FAMILIES[family](
+            "classification", 64, 10, {**params, **small_params}, image_shape=(8, 8)
+        ).build_module(),
+    ).eval()
     x = torch.randn(16, 64)
     with torch.no_grad():
         assert torch.allclose(old(x), new(x), atol=1e-5)
@@ -195,12 +238,15 @@ def _corrupt(artifact: Path, how: str) -> list[str]:
     return []
 
 
-@pytest.mark.parametrize("how, message", [
-    ("truncated onnx", "not a valid ONNX model"),
-    ("corrupt weights", "not a valid safetensors file"),
-    ("corrupt card", "corrupt JSON"),
-    ("missing weights", "weights.safetensors is missing"),
-])
+@pytest.mark.parametrize(
+    "how, message",
+    [
+        ("truncated onnx", "not a valid ONNX model"),
+        ("corrupt weights", "not a valid safetensors file"),
+        ("corrupt card", "corrupt JSON"),
+        ("missing weights", "weights.safetensors is missing"),
+    ],
+)
 def test_corrupt_artifact_is_a_clear_error(mlp_copy, capsys, how, message):
     from automodel.cli import main
 
@@ -213,14 +259,21 @@ def test_corrupt_artifact_is_a_clear_error(mlp_copy, capsys, how, message):
 def test_cli_errors_through_the_real_command(mlp_copy):
     _corrupt(mlp_copy, "truncated onnx")
     proc = cli("compress", str(mlp_copy))
-    assert proc.returncode == 2 and "not a valid ONNX model" in proc.stderr and "Traceback" not in proc.stderr
+    assert (
+        proc.returncode == 2
+        and "not a valid ONNX model" in proc.stderr
+        and "Traceback" not in proc.stderr
+    )
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--prune", "1.5"], "--prune: must be <= 0.95, got 1.5"),
-    (["--max-metric-drop", "-0.1"], "--max-metric-drop: must be >= 0.0, got -0.1"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--prune", "1.5"], "--prune: must be <= 0.95, got 1.5"),
+        (["--max-metric-drop", "-0.1"], "--max-metric-drop: must be >= 0.0, got -0.1"),
+    ],
+)
 def test_bad_flags_name_the_flag(mlp_artifact, capsys, args, message):
     from automodel.cli import main
 

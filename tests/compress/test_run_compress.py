@@ -31,7 +31,11 @@ def test_run_compresses_the_artifact_it_serves(tmp_path, digits):
     card = json.loads((artifact / "card.json").read_text())
     c = card["compression"]
     assert "int8" in c["chosen"] and c["metric_before"] - c["metric_after"] <= 0.05
-    assert c["size_bytes_after"] == (artifact / "model.onnx").stat().st_size < c["size_bytes_before"] / 3
+    assert (
+        c["size_bytes_after"]
+        == (artifact / "model.onnx").stat().st_size
+        < c["size_bytes_before"] / 3
+    )
     assert "MatMulInteger" in integer_ops((artifact / "model.onnx").read_bytes())
     if c["chosen"] == "pruned+int8":
         assert card["params"]["hidden"] == [128, 128]
@@ -40,4 +44,6 @@ def test_run_compresses_the_artifact_it_serves(tmp_path, digits):
     preds, _ = Predictor(artifact).predict(digits.raw_test.drop(columns=[target]))
     served = float(np.mean(np.asarray(preds) == digits.raw_test[target].to_numpy()))
     assert served == pytest.approx(card["metrics"]["test"]["accuracy"], abs=1e-9)
-    assert json.loads((tmp_path / "run" / "result.json").read_text())["test"] == pytest.approx(served, abs=1e-9)
+    assert json.loads((tmp_path / "run" / "result.json").read_text())["test"] == pytest.approx(
+        served, abs=1e-9
+    )

@@ -12,9 +12,16 @@ from automodel.spec import DataSpec
 from tests.conftest import CONFIGS
 
 
-@pytest.mark.parametrize("name,task", [("digits", "classification"), ("breast_cancer", "classification"),
-                                       ("wine", "classification"), ("iris", "classification"),
-                                       ("diabetes", "regression")])
+@pytest.mark.parametrize(
+    "name,task",
+    [
+        ("digits", "classification"),
+        ("breast_cancer", "classification"),
+        ("wine", "classification"),
+        ("iris", "classification"),
+        ("diabetes", "regression"),
+    ],
+)
 def test_builtins(name, task):
     d = load_dataset(DataSpec(source=f"builtin:{name}"))
     assert d.task == task

@@ -17,7 +17,11 @@ THRESHOLDS = {"classification": ("accuracy", 0.9), "regression": ("r2", 0.7)}
 
 @pytest.fixture(scope="module", params=["classification", "regression"])
 def data(request):
-    source = "builtin:digits" if request.param == "classification" else "synthetic:regression?rows=1500&features=8&noise=5"
+    source = (
+        "builtin:digits"
+        if request.param == "classification"
+        else "synthetic:regression?rows=1500&features=8&noise=5"
+    )
     return load_dataset(DataSpec(source=source))
 
 
@@ -37,8 +41,13 @@ def _one_thread():
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_family_fit_predict_export_reload(family, data, tmp_path):
     cls = FAMILIES[family]
-    model = cls(data.task, data.n_features, data.n_outputs, image_shape=data.preprocessor.image_shape,
-                max_steps=12).fit(data.X_train, data.y_train)
+    model = cls(
+        data.task,
+        data.n_features,
+        data.n_outputs,
+        image_shape=data.preprocessor.image_shape,
+        max_steps=12,
+    ).fit(data.X_train, data.y_train)
     metric, floor = THRESHOLDS[data.task]
     pred = model.predict(data.X_test)
     assert score(metric, data.y_test, pred) >= floor
@@ -63,7 +72,9 @@ def test_family_declares_space_and_fidelity(family):
     assert cls.fidelity in ("epochs", "trees", "iterations")
     for task in ("classification", "regression"):
         space = cls.space(task)
-        assert space and all(not isinstance(d, Fixed) or d.value is not None for d in space.values())
+        assert space and all(
+            not isinstance(d, Fixed) or d.value is not None for d in space.values()
+        )
         assert set(cls.defaults(task)) == set(space)
 
 
@@ -72,14 +83,22 @@ def test_unknown_family_lists_valid_ones():
         get_family("xgb")
 
 
-@pytest.mark.parametrize("family", sorted(f for f, c in FAMILIES.items() if c.supports_class_weight))
+@pytest.mark.parametrize(
+    "family", sorted(f for f, c in FAMILIES.items() if c.supports_class_weight)
+)
 def test_balanced_class_weight_favours_the_rare_class(family):
     """Families that take class weights: ``class_weight: balanced`` (searched on imbalanced
     targets) moves probability toward the rare class on unseen rows."""
     from sklearn.datasets import make_classification
 
-    X, y = make_classification(n_samples=1200, n_features=8, weights=[0.95, 0.05], flip_y=0.02,
-                               class_sep=0.5, random_state=0)
+    X, y = make_classification(
+        n_samples=1200,
+        n_features=8,
+        weights=[0.95, 0.05],
+        flip_y=0.02,
+        class_sep=0.5,
+        random_state=0,
+    )
     X = X.astype(np.float32)
     rare = {}
     for weight in (None, "balanced"):

@@ -17,15 +17,30 @@ BAD_SPECS = {
     "unknown_nested_key": ("search: {num_sample: 3}", "search.num_sample: unknown key"),
     "wrong_type": ("search: {num_samples: many}", "search.num_samples: expected a valid integer"),
     "out_of_range": ("search: {num_samples: 0}", "search.num_samples: must be >= 1, got 0"),
-    "unknown_family": ("search: {families: [mlp, catboost]}", "search.families: unknown family 'catboost'"),
-    "unbounded_queue": ("serve: {max_queued_requests: -1}", "serve.max_queued_requests: must be >= 1, got -1"),
+    "unknown_family": (
+        "search: {families: [mlp, catboost]}",
+        "search.families: unknown family 'catboost'",
+    ),
+    "unbounded_queue": (
+        "serve: {max_queued_requests: -1}",
+        "serve.max_queued_requests: must be >= 1, got -1",
+    ),
     "unknown_searcher": ("search: {searcher: bohb}", "search.searcher: must be one of"),
     "unknown_scheduler": ("search: {scheduler: pbt}", "search.scheduler: must be one of"),
     "unknown_metric": ("search: {metric: mae}", "search.metric: must be one of"),
-    "metric_task_mismatch": ("data: {task: regression}\nsearch: {metric: accuracy}", "search.metric"),
+    "metric_task_mismatch": (
+        "data: {task: regression}\nsearch: {metric: accuracy}",
+        "search.metric",
+    ),
     "missing_file": ("data: {source: nowhere/data.csv}", "data.source: file not found"),
-    "bad_space_param": ("search: {space: {mlp: {learning_rate: [0.1, 1]}}}", "search.space.mlp.learning_rate: unknown parameter"),
-    "bad_range": ("search: {space: {mlp: {lr: [0.1, 0.01]}}}", "search.space.mlp.lr: range low must be <= high"),
+    "bad_space_param": (
+        "search: {space: {mlp: {learning_rate: [0.1, 1]}}}",
+        "search.space.mlp.learning_rate: unknown parameter",
+    ),
+    "bad_range": (
+        "search: {space: {mlp: {lr: [0.1, 0.01]}}}",
+        "search.space.mlp.lr: range low must be <= high",
+    ),
     "prune_range": ("compress: {prune: 1.5}", "compress.prune: must be <= 0.95"),
     "replicas": ("serve: {min_replicas: 5, max_replicas: 2}", "serve"),
     "not_a_mapping": ("- just\n- a list", "must be a mapping"),
@@ -68,8 +83,18 @@ def test_missing_spec_file_and_schema(tmp_path):
     proc = run_cli("validate", "--schema")
     assert proc.returncode == 0
     schema = json.loads(proc.stdout)
-    assert set(schema["properties"]) >= {"name", "data", "features", "search", "model", "train", "compress", "serve",
-                                          "runtime", "tracking"}
+    assert set(schema["properties"]) >= {
+        "name",
+        "data",
+        "features",
+        "search",
+        "model",
+        "train",
+        "compress",
+        "serve",
+        "runtime",
+        "tracking",
+    }
 
 
 def test_defaults_are_the_digits_quickstart():
@@ -83,8 +108,10 @@ def test_defaults_are_the_digits_quickstart():
 def test_relative_data_path_resolves_against_spec(tmp_path):
     (tmp_path / "d.csv").write_text("a,b\n1,2\n")
     spec_path = tmp_path / "s.yaml"
-    spec_path.write_text(textwrap.dedent("""
+    spec_path.write_text(
+        textwrap.dedent("""
         data: {source: d.csv}
-    """))
+    """)
+    )
     spec = load_spec(spec_path)
     assert spec.data.source == str(tmp_path / "d.csv")

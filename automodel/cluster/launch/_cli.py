@@ -41,7 +41,9 @@ def add_parsers(sub) -> None:
         help="what to run: the whole chain (default), train spec.model, the sweep, or batch "
         "prediction (ARTIFACT in place of SPEC, --input, --out, --predict-args)",
     )
-    s.add_argument("--input", help="with --job predict: the files to score (storage every node reaches)")
+    s.add_argument(
+        "--input", help="with --job predict: the files to score (storage every node reaches)"
+    )
     s.add_argument(
         "--predict-args",
         default="",

@@ -224,8 +224,11 @@ def submit_predict(
         raise ClusterError(f"--working-dir {working_dir} is not a directory")
     if not input or not out:
         raise ClusterError("--job predict needs ARTIFACT (in place of SPEC), --input and --out")
-    script = ["python", "jobs/predict.py"] if (wd / "jobs/predict.py").is_file() else [
-        "python", "-m", "automodel.predict._cli"]
+    script = (
+        ["python", "jobs/predict.py"]
+        if (wd / "jobs/predict.py").is_file()
+        else ["python", "-m", "automodel.predict._cli"]
+    )
     cmd = shlex.join([*script, artifact, input, "--out", out, *(extra_args or [])])
     runtime_env: dict = {
         "working_dir": str(wd),
@@ -239,8 +242,12 @@ def submit_predict(
     deadline = time.time() + AGENT_WAIT_S
     while True:
         try:
-            c.submit_job(entrypoint=cmd, runtime_env=runtime_env, submission_id=job_id,
-                         metadata={"automodel_job": "predict"})
+            c.submit_job(
+                entrypoint=cmd,
+                runtime_env=runtime_env,
+                submission_id=job_id,
+                metadata={"automodel_job": "predict"},
+            )
             return Submission(job_id, cmd, api_address(address))
         except RuntimeError as exc:
             if "No available agent" in str(exc) and time.time() < deadline:
