@@ -42,21 +42,9 @@ def write_parts(frame: pd.DataFrame, folder: Path, parts: int = 3) -> Path:
 @pytest.fixture(scope="session")
 def mixed_predict(tmp_path_factory):
     """Categorical, numeric and missing values: the encoder's pandas path, and its raw rows."""
-    from tests.serve.conftest import make_artifact
+    from tests.serve.conftest import churn_frame, make_artifact
 
-    rng = np.random.default_rng(0)
-    n = 300
-    frame = pd.DataFrame(
-        {
-            "age": rng.integers(18, 80, n).astype(float),
-            "city": rng.choice(["paris", "lyon", "nice"], n),
-            "plan": rng.choice(["basic", "pro"], n),
-            "income": rng.normal(50, 10, n),
-        }
-    )
-    frame.loc[::17, "age"] = np.nan
-    frame.loc[::13, "city"] = None
-    frame["churn"] = np.where((frame["plan"] == "pro") ^ (frame["income"] > 50), "yes", "no")
+    frame = churn_frame()
     root = tmp_path_factory.mktemp("predict-mixed")
     csv = root / "churn.csv"
     frame.to_csv(csv, index=False)

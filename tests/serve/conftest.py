@@ -68,13 +68,11 @@ def digits_artifact(tmp_path_factory, digits):
     return make_artifact(path, spec, "logistic", {"C": 1.0}, dataset=digits)
 
 
-@pytest.fixture(scope="session")
-def mixed_artifact(tmp_path_factory):
-    """A table with categorical, numeric and missing values: the pandas path of the predictor."""
+def churn_frame(n: int = 300) -> pd.DataFrame:
+    """Categorical, numeric and missing values with a `churn` yes/no target (seeded)."""
     import numpy as np
 
     rng = np.random.default_rng(0)
-    n = 300
     frame = pd.DataFrame(
         {
             "age": rng.integers(18, 80, n).astype(float),
@@ -86,6 +84,13 @@ def mixed_artifact(tmp_path_factory):
     frame.loc[::17, "age"] = np.nan
     frame.loc[::13, "city"] = None
     frame["churn"] = np.where((frame["plan"] == "pro") ^ (frame["income"] > 50), "yes", "no")
+    return frame
+
+
+@pytest.fixture(scope="session")
+def mixed_artifact(tmp_path_factory):
+    """A table with categorical, numeric and missing values: the pandas path of the predictor."""
+    frame = churn_frame()
     root = tmp_path_factory.mktemp("serve") / "mixed"
     root.mkdir(exist_ok=True)
     csv = root / "churn.csv"
