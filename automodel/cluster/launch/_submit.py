@@ -173,33 +173,45 @@ def submit(
             file=sys.stderr,
         )
     cmd = entrypoint(job, spec_rel, wd, out, list(extra_args or []), shipped=bool(shipped))
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    job_id = f"automodel-{spec.name}-{stamp}-{secrets.token_hex(2)}"
+    env_vars = {**(env or {}), **shipped}
+    metadata = {"automodel_job": job, "automodel_spec": spec.name}
+    return _send(cmd, wd, job_id, metadata, address=address, pip=pip, env=env_vars)
+
+
+def _send(
+    cmd: str,
+    wd: Path,
+    job_id: str,
+    metadata: dict[str, str],
+    *,
+    address: str | None,
+    pip: list[str] | None,
+    env: dict[str, str],
+) -> Submission:
+    """Upload ``wd`` (secrets and caches excluded) and submit ``cmd``; wait for a new head's agent."""
     runtime_env: dict = {
         "working_dir": str(wd),
         "excludes": EXCLUDES + SECRET_EXCLUDES,
-        "env_vars": {"PYTHONUNBUFFERED": "1", **(env or {}), **shipped},
+        "env_vars": {"PYTHONUNBUFFERED": "1", **env},
     }
     if pip:
         runtime_env["pip"] = list(pip)
-    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    job_id = f"automodel-{spec.name}-{stamp}-{secrets.token_hex(2)}"
     c = client(address)
     deadline = time.time() + AGENT_WAIT_S
     while True:
         try:
             c.submit_job(
-                entrypoint=cmd,
-                runtime_env=runtime_env,
-                submission_id=job_id,
-                metadata={"automodel_job": job, "automodel_spec": spec.name},
+                entrypoint=cmd, runtime_env=runtime_env, submission_id=job_id, metadata=metadata
             )
-            break
+            return Submission(job_id, cmd, api_address(address))
         except RuntimeError as exc:
             # A head that has just started has no job agent for a few seconds: wait for it.
             if "No available agent" in str(exc) and time.time() < deadline:
                 time.sleep(2)
                 continue
             raise ClusterError(f"the cluster rejected job {job_id}: {_first_line(exc)}") from None
-    return Submission(job_id, cmd, api_address(address))
 
 
 def submit_predict(
@@ -230,30 +242,9 @@ def submit_predict(
         else ["python", "-m", "automodel.predict._cli"]
     )
     cmd = shlex.join([*script, artifact, input, "--out", out, *(extra_args or [])])
-    runtime_env: dict = {
-        "working_dir": str(wd),
-        "excludes": EXCLUDES + SECRET_EXCLUDES,
-        "env_vars": {"PYTHONUNBUFFERED": "1", **(env or {})},
-    }
-    if pip:
-        runtime_env["pip"] = list(pip)
     job_id = f"automodel-predict-{_dt.datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
-    c = client(address)
-    deadline = time.time() + AGENT_WAIT_S
-    while True:
-        try:
-            c.submit_job(
-                entrypoint=cmd,
-                runtime_env=runtime_env,
-                submission_id=job_id,
-                metadata={"automodel_job": "predict"},
-            )
-            return Submission(job_id, cmd, api_address(address))
-        except RuntimeError as exc:
-            if "No available agent" in str(exc) and time.time() < deadline:
-                time.sleep(2)
-                continue
-            raise ClusterError(f"the cluster rejected job {job_id}: {_first_line(exc)}") from None
+    metadata = {"automodel_job": "predict"}
+    return _send(cmd, wd, job_id, metadata, address=address, pip=pip, env=dict(env or {}))
 
 
 def follow(job_id: str, *, address: str | None = None, stream=None) -> str:
