@@ -110,9 +110,8 @@ def build_artifact(
             wall_s=round(search.wall_s, 2),
             k=search.k,
         ),
-        serve=spec.serve.model_dump(
-            mode="json"
-        ),  # `automodel serve/deploy` read it: self-contained
+        # `automodel serve/deploy` read it: the artifact is self-contained
+        serve=spec.serve.model_dump(mode="json"),
     )
     return write_artifact(
         path,
@@ -133,14 +132,12 @@ def run(
     check_train_resources(spec.train, spec.runtime)  # e.g. use_gpu without a GPU: before the search
     run_dir = make_run_dir(spec, out)
     progress("data", f"loading {spec.data.source}")
-    files = stream_files(
-        spec.data
-    )  # a directory, glob, list or large file: streamed, see docs/data.md
+    # a directory, glob, list or large file: streamed, see docs/data.md
+    files = stream_files(spec.data)
     dataset = load_dataset(spec.data) if files is None else None
     if dataset is not None:
-        spec.check_task(
-            dataset.task
-        )  # e.g. metric: rmse on a classification target, before Ray starts
+        # e.g. metric: rmse on a classification target, before Ray starts
+        spec.check_task(dataset.task)
     progress(
         "ray",
         "starting a local Ray"
@@ -158,17 +155,14 @@ def run(
             f"{dataset.rows} rows, {dataset.n_features} encoded features, task {dataset.task}",
         )
         check_resources(spec, ("search", "train"), only_remote=True)  # fail fast, not hang
-        families = (
-            spec.search.families or default_families(dataset)[0]
-        )  # null: from the data's shape
+        families = spec.search.families or default_families(dataset)[0]  # null: by data shape
         progress(
             "search",
             f"{spec.search.num_samples} trials over {', '.join(families)} "
             f"({spec.search.searcher} + {spec.search.scheduler})",
         )
-        trials_data = dataset.sample_train(
-            spec.search.sample_rows, spec.data.seed
-        )  # trials: a sample, fit: all
+        # the trials see a sample (search.sample_rows), the final fit every row
+        trials_data = dataset.sample_train(spec.search.sample_rows, spec.data.seed)
         result = tune(
             spec, trials_data, run_dir, callbacks=search_callbacks(progress, spec, dataset.task)
         )
@@ -178,9 +172,8 @@ def run(
         ranking = feature_ranking(spec, dataset) if result.k is not None else None
         data = dataset.select(top_k(ranking, result.k) if ranking is not None else None)
         record_features(run_dir, spec, dataset, ranking, result.k)
-        ensemble = (
-            None  # search.ensemble: the top trials' weighted average, if it beats the best on val
-        )
+        # search.ensemble: the top trials' weighted average, if it beats the best on val
+        ensemble = None
         if spec.search.ensemble and spec.compress is None and data.stream is None:
             ensemble = select_ensemble(spec, data, result, progress=progress)
         if ensemble is not None:  # its members refitted on train + validation, with train.refit
@@ -202,16 +195,14 @@ def run(
                 refit=refit,
             )
         if data.stream is not None:  # what the final fit saw (the search saw the sample)
-            ray_fit = (
-                trained.info.get("backend") == "ray_train"
-            )  # else fitted in-process on the sample
+            # Ray Train workers read every row; an in-process fit trained on the sample
+            ray_fit = trained.info.get("backend") == "ray_train"
             seen = data.stream.counts["train"] + (
                 data.stream.counts["val"] if trained.info.get("refit") else 0
             )
             trained.info.setdefault("rows_seen", seen if ray_fit else len(data.X_train))
-        artifact = build_artifact(
-            spec, data, trained, run_dir / "artifact", search=result
-        )  # streamed test: Ray
+        # inside the session: a streamed test split is scored by Ray Data tasks
+        artifact = build_artifact(spec, data, trained, run_dir / "artifact", search=result)
     if spec.compress is not None:  # in place: artifact/model.onnx becomes what the gate chose
         from automodel.compress import compress_artifact
 
