@@ -25,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from automodel.serve._launch import replica_pids  # noqa: E402
 from benchmarks._results import table, write_section  # noqa: E402
 from benchmarks.serve_throughput import bodies, free_port, make_artifact, stop, wait_answer  # noqa: E402
 
@@ -36,20 +37,6 @@ SETTINGS = {
     "downscale_delay_s": 4.0,
     "max_ongoing_requests": 16,
 }
-
-
-def replicas(root: int) -> list[int]:
-    from automodel.serve._launch import _alive, _descendants
-
-    out = []
-    for pid in _descendants(root):
-        try:
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"ServeReplica:" in cmd and _alive(pid):
-            out.append(pid)
-    return sorted(out)
 
 
 class Load(threading.Thread):
@@ -113,15 +100,15 @@ def scenario(artifact: Path, body: bytes) -> dict:
     try:
         wait_answer(port, body)
         load = Load(f"http://127.0.0.1:{port}/predict", body, conns=8)
-        up = wait_for(lambda: len(replicas(proc.pid)) == 2, 60)
+        up = wait_for(lambda: len(replica_pids(proc.pid)) == 2, 60)
         time.sleep(3)
-        victim = replicas(proc.pid)[0]
+        victim = replica_pids(proc.pid)[0]
         t_kill = time.time()
         os.kill(victim, signal.SIGKILL)
-        replaced = wait_for(lambda: len(r := replicas(proc.pid)) == 2 and victim not in r, 60)
+        replaced = wait_for(lambda: len(r := replica_pids(proc.pid)) == 2 and victim not in r, 60)
         time.sleep(max(0.0, 10 - (time.time() - t_kill)))
         results = load.finish()
-        down = wait_for(lambda: len(replicas(proc.pid)) == 1, 120)
+        down = wait_for(lambda: len(replica_pids(proc.pid)) == 1, 120)
         after = [r for r in results if r[0] >= t_kill]
         failed = [r for r in after if r[1] != 200]
         first_ok = min((t for t, s in after if s == 200), default=float("inf")) - t_kill

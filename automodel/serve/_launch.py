@@ -294,6 +294,19 @@ def _descendants(root: int) -> set[int]:
         return set()
 
 
+def replica_pids(root: int) -> list[int]:
+    """PIDs of the live Serve replica processes below ``root`` (a `serve run` or `automodel serve`)."""
+    out = []
+    for pid in _descendants(root):
+        try:
+            cmd = " ".join(psutil.Process(pid).cmdline())
+        except psutil.Error:
+            continue
+        if "ServeReplica:" in cmd and _alive(pid):
+            out.append(pid)
+    return sorted(out)
+
+
 def _alive(pid: int) -> bool:
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE

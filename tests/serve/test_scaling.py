@@ -13,6 +13,7 @@ import time
 import httpx
 import pytest
 
+from automodel.serve._launch import replica_pids
 from automodel.spec import Spec
 from tests.serve.conftest import Load, digits_rows, make_artifact
 
@@ -26,20 +27,6 @@ AUTOSCALE = {
     "downscale_delay_s": 4.0,
     "max_ongoing_requests": 16,
 }
-
-
-def _replicas(root_pid: int) -> list[int]:
-    from automodel.serve._launch import _alive, _descendants
-
-    out = []
-    for pid in _descendants(root_pid):
-        try:
-            cmd = open(f"/proc/{pid}/cmdline", "rb").read().decode(errors="replace")
-        except OSError:
-            continue
-        if "ServeReplica:" in cmd and _alive(pid):
-            out.append(pid)
-    return sorted(out)
 
 
 def _wait(cond, timeout: float, step: float = 0.2):
@@ -125,7 +112,7 @@ def test_serve_run_accepts_the_deploy_config(serve_run):
     proc, url, data = serve_run
     r = httpx.post(f"{url}/predict", json={"features": digits_rows(data, 3)}, timeout=10)
     assert r.status_code == 200 and len(r.json()["predictions"]) == 3
-    assert len(_replicas(proc.pid)) == 1
+    assert len(replica_pids(proc.pid)) == 1
 
 
 def test_autoscaling_up_under_load_kill_a_replica_then_down(serve_run):
@@ -133,15 +120,15 @@ def test_autoscaling_up_under_load_kill_a_replica_then_down(serve_run):
     body = json.dumps({"features": digits_rows(data, 1)}).encode()
     t0 = time.time()
     load = Load(f"{url}/predict", body, conns=8)
-    two = _wait(lambda: len(_replicas(proc.pid)) == 2, 60)
+    two = _wait(lambda: len(replica_pids(proc.pid)) == 2, 60)
     t_up = time.time() - t0
     assert two, f"no second replica after 60 s of load: {load.stop()[-3:]}"
     time.sleep(3)
 
-    victim = _replicas(proc.pid)[0]
+    victim = replica_pids(proc.pid)[0]
     t_kill = time.time()
     os.kill(victim, signal.SIGKILL)
-    restored = _wait(lambda: len(r := _replicas(proc.pid)) == 2 and victim not in r, 30)
+    restored = _wait(lambda: len(r := replica_pids(proc.pid)) == 2 and victim not in r, 30)
     t_restored = time.time() - t_kill
     time.sleep(max(0.0, 10 - t_restored))
     results = load.stop()
@@ -151,7 +138,7 @@ def test_autoscaling_up_under_load_kill_a_replica_then_down(serve_run):
     failed = [r for r in after if r[1] != 200]
     ok_after = [r[0] for r in after if r[1] == 200]
     first_ok = (min(ok_after) - t_kill) if ok_after else float("inf")
-    down = _wait(lambda: len(_replicas(proc.pid)) == 1, 90, 0.5)
+    down = _wait(lambda: len(replica_pids(proc.pid)) == 1, 90, 0.5)
     t_down = time.time() - t_stop
     print(
         f"\n[autoscaling] 1->2 replicas {t_up:.1f}s after load began; 2->1 {t_down:.1f}s after it stopped\n"
