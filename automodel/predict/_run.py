@@ -15,6 +15,7 @@ import math
 import os
 import threading
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -188,8 +189,8 @@ def predict(
             num_cpus=num_cpus,
             num_gpus=num_gpus or None,
             zero_copy_batch=True,
-            # One actor a node before two on one: a cluster's nodes all read and score.
-            scheduling_strategy="SPREAD",
+            # Ray Data places actor pools with SPREAD by default (DataContext.scheduling_strategy):
+            # one actor a node before two on one, so a cluster's nodes all read and score.
         )
         sink = PredictionSink(fs, out_path, added, tally)
         say("predict", f"scoring {len(files)} {files.format} file(s) from {files.source}")
@@ -226,9 +227,20 @@ def _write_with_progress(ds, sink, tally, say, start: float, every: float = 5.0)
 
     def work():
         try:
-            ds.write_datasink(sink, ray_remote_args={"num_cpus": IO_CPUS})
+            with warnings.catch_warnings():
+                # Ray 2.60's write_datasink has no named num_cpus yet, only the dict it warns on.
+                warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated")
+                ds.write_datasink(sink, ray_remote_args={"num_cpus": IO_CPUS})
         except BaseException as exc:  # re-raised on the calling thread
             failure.append(exc)
+
+    def line(s: dict) -> None:
+        rate = s["read"] / max(1e-9, time.time() - t0)
+        say(
+            "predict",
+            f"read {s['read']:,}  scored {s['scored']:,}  refused {s['errors']:,}  "
+            f"written {s['written']:,}  {rate:,.0f} rows/s",
+        )
 
     thread = threading.Thread(target=work, name="automodel-predict", daemon=True)
     thread.start()
@@ -236,15 +248,12 @@ def _write_with_progress(ds, sink, tally, say, start: float, every: float = 5.0)
     while thread.is_alive():
         thread.join(every)
         if thread.is_alive():
-            s = ray.get(tally.snapshot.remote())
-            rate = s["read"] / max(1e-9, time.time() - t0)
-            say(
-                "predict",
-                f"read {s['read']:,}  scored {s['scored']:,}  refused {s['errors']:,}  "
-                f"written {s['written']:,}  {rate:,.0f} rows/s",
-            )
+            line(ray.get(tally.snapshot.remote()))
     if failure:
         raise failure[0]
+    # The last line counts every row, however short the write was.
+    if sink.result:
+        line(_settled(tally, sink.result["rows"] + sink.result["errors"]))
 
 
 # ---- helpers -----------------------------------------------------------------------------------

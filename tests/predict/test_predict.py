@@ -28,7 +28,6 @@ def test_three_parquet_files_score_as_serve_answers(digits_predict, tmp_path):
     artifact, frame = digits_predict
     inp = write_parts(frame, tmp_path / "in", parts=3)
     out = tmp_path / "out"
-    start = time.time()
     res = run_cli(
         "predict",
         str(artifact.path),
@@ -42,9 +41,10 @@ def test_three_parquet_files_score_as_serve_answers(digits_predict, tmp_path):
         "128",
         timeout=600,
     )
-    took = time.time() - start
     assert res.returncode == 0, res.stderr[-3000:]
-    assert "predict: read" in res.stderr or took < 10, res.stderr[-2000:]  # progress lines
+    # Progress lines, the last one counting every row; no Ray deprecation noise.
+    assert f"predict: read {len(frame):,}" in res.stderr, res.stderr[-2000:]
+    assert "deprecated" not in res.stderr, res.stderr[-2000:]
 
     # One prediction a good row, ids preserved; the two bad rows in errors/ with their reasons.
     got = _read_dir(out).sort_values(ID).reset_index(drop=True)
