@@ -33,7 +33,9 @@ class LeaderboardRow(Contract):
     family: str
     score: float | None = None  # the metric's column
     iterations: int = 0
-    status: str = "completed"  # completed | stopped_early | error | not_started | interrupted
+    # completed | stopped_early | error | not_started | interrupted | fallback (the budget ended
+    # before any trial reported: the cheapest searched family at its defaults, fitted in-process)
+    status: str = "completed"
     k: int | None = None
     params: dict[str, Any] = Field(default_factory=dict)
     time_s: float | None = None

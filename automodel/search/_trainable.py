@@ -64,18 +64,7 @@ def run_trial(
     cls = FAMILIES[family]
 
     def make():
-        model = cls(
-            d.task,
-            d.n_features,
-            d.n_outputs,
-            params,
-            image_shape=d.preprocessor.image_shape,
-            seed=seed,
-            max_steps=max_steps,
-        )
-        if cls.kind == "torch":
-            model.train_settings = train
-        return model
+        return _model(family, params, d, seed=seed, max_steps=max_steps, train=train)
 
     if cv_folds > 1 and cls.kind == "sklearn":
         folds = [(make(), *split) for split in _cv_splits(d, cv_folds, seed)]
@@ -99,3 +88,35 @@ def run_trial(
                 **getattr(folds[0][0], "last_epoch_", {"device": "cpu"}),
             }
         )
+
+
+def _model(
+    family: str, params: dict[str, Any], d: Dataset, *, seed: int, max_steps: int, train: Any
+):
+    cls = FAMILIES[family]
+    model = cls(
+        d.task,
+        d.n_features,
+        d.n_outputs,
+        params,
+        image_shape=d.preprocessor.image_shape,
+        seed=seed,
+        max_steps=max_steps,
+    )
+    if cls.kind == "torch":
+        model.train_settings = train
+    return model
+
+
+def fit_defaults(
+    family: str, *, dataset: Dataset, metric: str, max_steps: int, seed: int, train: Any = None
+) -> tuple[float, int]:
+    """Fit ``family`` with its default parameters in this process: (validation score, steps).
+
+    What a sweep falls back to when its time budget ends before any trial reported a score.
+    """
+    model = _model(family, {}, dataset, seed=seed, max_steps=max_steps, train=train)
+    steps = model.n_steps()
+    for _ in range(steps):
+        model.step(dataset.X_train, dataset.y_train)
+    return evaluate(model, dataset.X_val, dataset.y_val, metric), steps

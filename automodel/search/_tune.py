@@ -131,8 +131,11 @@ def tune(
             f"so far: {run_dir / 'leaderboard.csv'}); continue it with "
             f"`automodel tune SPEC --out {run_dir} --resume`"
         )
-    board.to_csv(run_dir / "leaderboard.csv", index=False)
     done = board.dropna(subset=[metric])
+    if done.empty and budget is not None and not any(t.status == "ERROR" for t in history.trials):
+        board = _fall_back(spec, dataset, metric, board)
+        done = board.dropna(subset=[metric])
+    board.to_csv(run_dir / "leaderboard.csv", index=False)
     if done.empty:
         errors = [_error_line(t) for t in history.trials if t.status == "ERROR"][:3]
         budget = (
@@ -235,6 +238,48 @@ def _imbalanced(spec: Spec, dataset: Dataset) -> bool:
     if dataset.task != "classification" or spec.search.searcher == "grid":
         return False
     return is_imbalanced(dataset.y_train, dataset.n_outputs)
+
+
+# Cheapest first: what a sweep whose budget ran out before any score fits in this process.
+FALLBACK_ORDER = ("logistic", "hist_gb", "lightgbm", "random_forest", "xgboost", "mlp", "cnn")
+
+
+def _fall_back(spec: Spec, dataset: Dataset, metric: str, board: Any) -> Any:
+    """The budget ended before any trial reported: the cheapest searched family, at its defaults.
+
+    A sweep with a time budget always ends with a model, as FLAML's does: the cheapest family the
+    spec searches is fitted here with its default parameters on all features, scored on
+    validation, and listed with status ``fallback``.
+    """
+    import pandas as pd
+
+    from automodel.search._result import _row
+    from automodel.search._trainable import fit_defaults
+
+    searched = spec.search.families or []
+    family = min(
+        searched,
+        key=lambda f: FALLBACK_ORDER.index(f) if f in FALLBACK_ORDER else len(FALLBACK_ORDER),
+    )
+    start = time.time()
+    score, steps = fit_defaults(
+        family,
+        dataset=dataset,
+        metric=metric,
+        max_steps=spec.search.max_epochs,
+        seed=spec.data.seed,
+        train=spec.train,
+    )
+    took = time.time() - start
+    warnings.warn(
+        f"search.time_budget_s={spec.search.time_budget_s:g} ended before any trial reported a "
+        f"score; fell back to {family} with its default parameters ({metric} {score:.4f} on "
+        f"validation, fitted in {took:.1f}s in this process). Raise search.time_budget_s to search.",
+        stacklevel=2,
+    )
+    row = _row("fallback", {"family": family}, metric, score, steps, "fallback", took, "cpu")
+    row["rows_seen"] = len(dataset.X_train)
+    return pd.concat([board, pd.DataFrame([row])], ignore_index=True)
 
 
 def _expected_trials(spec: Spec, task: str, n_features: int) -> int:

@@ -110,6 +110,22 @@ def test_time_budget_stops_the_sweep_and_keeps_the_best(ray_cluster, digits, tmp
     assert 0 < len(board) < 1000 and result.score == board.accuracy.max() > 0.9
 
 
+def test_a_budget_that_ends_before_any_score_falls_back_to_the_cheapest_family(
+    ray_cluster, digits, tmp_path
+):
+    """As FLAML does, a sweep with a time budget ends with a model, however short the budget."""
+    spec = _spec(families=["mlp", "logistic"], num_samples=50, time_budget_s=0.01)
+    with pytest.warns(
+        UserWarning, match=r"ended before any trial reported a score; fell back to logistic"
+    ):
+        result = tune(spec, digits, tmp_path)
+    assert result.family == "logistic" and result.params == {} and result.score > 0.9
+    board = pd.read_csv(tmp_path / "leaderboard.csv")
+    fallback = board[board.status == "fallback"]
+    assert len(fallback) == 1 and fallback.family.iloc[0] == "logistic", board
+    assert board.accuracy.notna().sum() == 1, board  # no trial scored: only the fallback did
+
+
 class _MaxRunning(Callback):
     def __init__(self):
         self.max_running = 0
