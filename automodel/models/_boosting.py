@@ -38,12 +38,13 @@ class _Boosting(_SklearnFamily):
     def n_steps(self) -> int:
         return min(TREE_STEPS, self.max_steps, int(self.params["n_estimators"]))
 
+    def trees_after(self, steps: int) -> int:
+        """Trees the booster holds after ``steps`` fidelity steps (``n_estimators`` at the last)."""
+        return math.ceil(int(self.params["n_estimators"]) * steps / self.n_steps())
+
     def _chunk(self) -> int:
         """Trees this step adds, so that the last step ends at ``n_estimators`` exactly."""
-        total = int(self.params["n_estimators"])
-        before = math.ceil(total * self.steps_done_ / self.n_steps())
-        after = math.ceil(total * (self.steps_done_ + 1) / self.n_steps())
-        return after - before
+        return self.trees_after(self.steps_done_ + 1) - self.trees_after(self.steps_done_)
 
     def _sample_weight(self, y: np.ndarray) -> np.ndarray | None:
         if self.task != "classification" or self.params.get("class_weight") != "balanced":
@@ -71,17 +72,23 @@ class LightGBM(_Boosting):
             "reg_lambda": Float(1e-6, 10.0, log=True),
         }
 
-    def step(self, X, y):
+    def estimator(self, n_estimators: int, **extra: Any) -> Any:
+        """The scikit-learn estimator of ``n_estimators`` trees with this family's parameters
+        (``extra``: further LightGBM parameters, e.g. a distributed fit's network)."""
         lgb = _require("lightgbm", "pip install lightgbm")
         cls = lgb.LGBMClassifier if self.task == "classification" else lgb.LGBMRegressor
-        model = cls(
-            n_estimators=self._chunk(),
+        return cls(
+            n_estimators=n_estimators,
             subsample_freq=1,  # subsample only acts with a bagging frequency
             random_state=self.seed,
             n_jobs=self.n_jobs,
             verbose=-1,
             **self._library_params(),
+            **extra,
         )
+
+    def step(self, X, y):
+        model = self.estimator(self._chunk())
         init = self.model_.booster_ if self.steps_done_ else None
         model.fit(X, y, sample_weight=self._sample_weight(y), init_model=init)
         self.model_ = model
@@ -108,16 +115,21 @@ class XGBoost(_Boosting):
             "reg_lambda": Float(1e-3, 10.0, log=True),
         }
 
-    def step(self, X, y):
+    def estimator(self, n_estimators: int, **extra: Any) -> Any:
+        """The scikit-learn estimator of ``n_estimators`` trees with this family's parameters."""
         xgb = _require("xgboost", "pip install 'automodel[xgboost]'")
         cls = xgb.XGBClassifier if self.task == "classification" else xgb.XGBRegressor
-        model = cls(
-            n_estimators=self._chunk(),
+        return cls(
+            n_estimators=n_estimators,
             tree_method="hist",
             random_state=self.seed,
             n_jobs=self.n_jobs,
             **self._library_params(),
+            **extra,
         )
+
+    def step(self, X, y):
+        model = self.estimator(self._chunk())
         init = self.model_.get_booster() if self.steps_done_ else None
         model.fit(X, y, sample_weight=self._sample_weight(y), xgb_model=init)
         self.model_ = model

@@ -89,18 +89,20 @@ def train_model(
 
 
 def _fit_ray(spec, dataset, family, params, run_dir, metric, progress, plan, refit) -> TrainedModel:
+    from automodel.train._boosting import TRAINERS, fit_boosting
     from automodel.train._ray import EXPERIMENT, fit_ray
 
+    fit = fit_boosting if family in TRAINERS else fit_ray  # LightGBM/XGBoostTrainer
     kwargs = dict(metric=metric, progress=progress, workers=plan.workers, refit=refit)
     if run_dir is None:
         with tempfile.TemporaryDirectory(prefix="automodel-train-") as tmp:
-            return fit_ray(spec, dataset, family, params, run_dir=tmp, **kwargs)
+            return fit(spec, dataset, family, params, run_dir=tmp, **kwargs)
     existing = Path(run_dir) / EXPERIMENT
     if existing.is_dir() and any(existing.iterdir()):
         raise TrainingError(
             f"{existing} already holds a training run; choose another --out or remove it"
         )
-    return fit_ray(spec, dataset, family, params, run_dir=run_dir, **kwargs)
+    return fit(spec, dataset, family, params, run_dir=run_dir, **kwargs)
 
 
 def _say_where_the_time_went(progress: Progress, trained: TrainedModel, metric: str) -> None:

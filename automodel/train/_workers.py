@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from automodel.models._recipe import fit_threads
+from automodel.train._boosting import TRAINERS
 
 # Seconds Ray Train takes to start a worker group before the first epoch (measured, DESIGN.md).
 RAY_TRAIN_STARTUP_S = 30.0
@@ -42,6 +43,9 @@ def plan_workers(
 
     t = spec.train
     if FAMILIES[family].kind != "torch":
+        if family in TRAINERS and t.num_workers != "auto" and t.num_workers > 1:
+            reason = f"train.num_workers: {t.num_workers}; {TRAINERS[family]}"
+            return WorkerPlan(False, t.num_workers, reason)
         return WorkerPlan(True, 1, "scikit-learn families fit in one process")
     if t.num_workers != "auto":
         return WorkerPlan(False, t.num_workers, f"train.num_workers: {t.num_workers}")

@@ -1,0 +1,227 @@
+"""LightGBM and XGBoost fitted data-parallel, with Ray Train's LightGBMTrainer / XGBoostTrainer.
+
+Used when ``train.num_workers`` is a number above one (``auto`` fits boosting in one process:
+a table a single machine holds trains in seconds there). Each worker reads its share of the
+rows from a Ray Dataset and fits the family's own scikit-learn estimator
+(:meth:`~automodel.models._boosting.LightGBM.estimator`, the parameters a trial used) on it;
+the libraries join the shares: LightGBM through the network Ray Train sets up
+(``get_network_params``, ``tree_learner: data_parallel``), XGBoost through the collective
+communicator Ray Train opens around the training function. Rank 0 returns the fitted
+estimator, so the family instance, its ONNX export, the artifact and serving are the ones an
+in-process fit gives.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:  # workers import this module: keep the driver's imports out of their start-up
+    from automodel.data import Dataset
+    from automodel.progress import Progress
+    from automodel.spec import Spec
+    from automodel.train._result import Refit, TrainedModel
+
+TRAINERS = {"lightgbm": "LightGBMTrainer", "xgboost": "XGBoostTrainer"}
+
+
+def boosting_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
+    """One worker: read the shard, fit the family's estimator with the others, rank 0 returns it."""
+    import ray.train
+
+    from automodel.models import FAMILIES
+
+    c = config
+    parts = list(
+        ray.train.get_dataset_shard("train").iter_batches(batch_size=65536, batch_format="numpy")
+    )
+    X = np.concatenate([p["X"] for p in parts])
+    y = np.concatenate([p["y"] for p in parts])
+    if c["classes"] is not None:
+        # the scikit-learn wrappers read the classes off the rows they see: every worker must
+        # see all of them, or the workers would grow trees for different label sets
+        seen = np.unique(y)
+        if not np.array_equal(seen, c["classes"]):
+            missing = sorted(set(c["classes"].tolist()) - set(seen.tolist()))
+            raise ValueError(
+                f"worker {ray.train.get_context().get_world_rank()}'s share of the rows has no "
+                f"row of class(es) {missing}; use fewer train.num_workers for this table"
+            )
+    model = FAMILIES[c["family"]](
+        c["task"],
+        c["n_features"],
+        c["n_outputs"],
+        c["params"],
+        seed=c["seed"],
+        max_steps=c["horizon"],
+    )
+    model.n_jobs = c["threads"]
+    extra: dict[str, Any] = {}
+    if c["family"] == "lightgbm":
+        from ray.train.lightgbm import get_network_params
+
+        # pre_partition: each worker holds its own rows (Ray Data split them), none is shared
+        extra = {"tree_learner": "data_parallel", "pre_partition": True, **get_network_params()}
+    estimator = model.estimator(c["trees"], **extra)
+    weights = None if c["class_weights"] is None else c["class_weights"][y.astype(int)]
+    start = time.perf_counter()
+    estimator.fit(X, y, sample_weight=weights)
+    fit_s = time.perf_counter() - start
+    rank = ray.train.get_context().get_world_rank()
+    return {"estimator": estimator if rank == 0 else None, "fit_s": fit_s, "rows": len(y)}
+
+
+def fit_boosting(
+    spec: Spec,
+    dataset: Dataset,
+    family: str,
+    params: dict[str, Any],
+    *,
+    run_dir: str | Path,
+    metric: str,
+    progress: Progress,
+    workers: int,
+    refit: Refit | None = None,
+) -> TrainedModel:
+    """Fit ``family`` (lightgbm or xgboost) on ``workers`` Ray Train workers.
+
+    The trees are the ones the in-process fit grows: all ``n_estimators``, or after ``refit``
+    the count the search's winner reached, on train + validation. Validation is scored on the
+    driver after the fit, as in-process.
+    """
+    from automodel.cluster import ray_session
+
+    with ray_session(spec.runtime):
+        return _fit(spec, dataset, family, params, run_dir, metric, progress, workers, refit)
+
+
+def _fit(spec, dataset, family, params, run_dir, metric, progress, world, refit) -> TrainedModel:
+    # Train V2 by name, as train/_ray.py does: `ray.train` may have picked V1 on first import.
+    from ray.train.v2.api.config import RunConfig, ScalingConfig
+    from ray.train.v2.api.exceptions import ControllerError, WorkerGroupError
+
+    from automodel.errors import TrainingError
+    from automodel.models import FAMILIES
+    from automodel.train._data import to_ray_dataset
+    from automodel.train._local import _val_score
+    from automodel.train._ray import EXPERIMENT, _root_cause, _storage_path, _worker_failures
+    from automodel.train._result import TrainedModel
+
+    t = spec.train
+    start = time.time()
+    model = FAMILIES[family](
+        dataset.task,
+        dataset.n_features,
+        dataset.n_outputs,
+        params,
+        seed=spec.data.seed,
+        max_steps=spec.search.max_epochs,  # trees count fidelity steps as in the trial
+    )
+    steps = model.n_steps() if refit is None else min(refit.epochs, model.n_steps())
+    X, y = dataset.X_train, dataset.y_train
+    if refit is not None:  # the validation rows join the training rows
+        X, y = np.concatenate([X, dataset.X_val]), np.concatenate([y, dataset.y_val])
+    classification = dataset.task == "classification"
+    config = {
+        "family": family,
+        "task": dataset.task,
+        "n_features": dataset.n_features,
+        "n_outputs": dataset.n_outputs,
+        "params": model.params,
+        "seed": spec.data.seed,
+        "horizon": spec.search.max_epochs,
+        "trees": model.trees_after(steps),
+        "threads": max(1, int(t.resources_per_worker.get("CPU", 1))),
+        "classes": np.unique(y) if classification else None,
+        "class_weights": _class_weights(model, y),
+    }
+    trainer_cls = _trainer(family)
+    trainer = trainer_cls(
+        boosting_loop_per_worker,
+        train_loop_config=config,
+        scaling_config=ScalingConfig(
+            num_workers=world, resources_per_worker=dict(t.resources_per_worker) or None
+        ),
+        run_config=RunConfig(name=EXPERIMENT, storage_path=_storage_path(spec, Path(run_dir))),
+        datasets={"train": to_ray_dataset(X, y, world)},
+    )
+    progress(
+        "train",
+        f"{family}: {config['trees']} trees on {world} Ray Train worker(s) "
+        f"({trainer_cls.__name__}), {len(X)} rows",
+    )
+    # the controller polls workers every RAY_TRAIN_HEALTH_CHECK_INTERVAL_S (2 s by default)
+    # before it sees them finish; Ray propagates the variable to the controller
+    os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")
+    try:
+        result = trainer.fit()
+    except WorkerGroupError as exc:
+        raise TrainingError(
+            f"{family} failed on the Ray Train workers: {_worker_failures(exc)}"
+        ) from exc
+    except ControllerError as exc:
+        raise TrainingError(
+            f"Ray Train's controller failed: {_root_cause(exc.controller_failure)}"
+        ) from exc
+    out = result.return_value
+    wall = time.time() - start
+
+    model.model_ = out["estimator"]
+    model.steps_done_ = steps
+    val = None if refit else _val_score(model, dataset.X_val, dataset.y_val, metric)
+    history = [
+        {
+            "epoch": steps,
+            "train_loss": None,
+            f"val_{metric}": val,
+            "lr": None,
+            "time_s": round(out["fit_s"], 3),
+            "restarted": False,
+        }
+    ]
+    info = {
+        "workers": world,
+        "use_gpu": False,
+        "epochs": steps,
+        "restarts": 0,
+        "wall_s": round(wall, 2),
+        "backend": "ray_train",
+        "trainer": trainer_cls.__name__,
+        "trees": config["trees"],
+        "train_rows": len(X),  # train + validation after a refit
+        "kept_epoch": steps,
+        "stopped_early": False,
+        # fixed cost: Ray Train's worker group, the network between the workers, the shards
+        "startup_s": round(wall - out["fit_s"], 2),
+        "fit_s": round(out["fit_s"], 2),
+    }
+    val_score = refit.val_score if refit else val
+    return TrainedModel(model, family, model.params, info, history, None, val_score)
+
+
+def _trainer(family: str) -> Any:
+    if family == "lightgbm":
+        from ray.train.v2.lightgbm.lightgbm_trainer import LightGBMTrainer
+
+        return LightGBMTrainer
+    from ray.train.v2.xgboost.xgboost_trainer import XGBoostTrainer
+
+    return XGBoostTrainer
+
+
+def _class_weights(model: Any, y: np.ndarray) -> np.ndarray | None:
+    """Per-class weights (index: the class) the family's ``class_weight: balanced`` gives the
+    whole training set; each worker weighs its rows by them, not by its share's own balance."""
+    weights = model._sample_weight(y)
+    if weights is None:
+        return None
+    out = np.zeros(int(y.max()) + 1)
+    out[y.astype(int)] = weights
+    return out
+
+
+__all__ = ["TRAINERS", "boosting_loop_per_worker", "fit_boosting"]
