@@ -30,6 +30,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     s.add_argument("spec", nargs="?", help="spec YAML (default: builtin digits quickstart)")
     s.add_argument("--out", help="run directory (default: <storage>/<name>/<timestamp>)")
+    s.add_argument(
+        "--time-budget",
+        type=float,
+        metavar="SECONDS",
+        help="the whole run's wall-clock budget, from the command's start: the sweep gets what "
+        "Ray's start, the final fit, export and report leave (docs/search.md)",
+    )
 
     s = sub.add_parser("validate", help="check a spec and print it resolved")
     s.add_argument("spec", nargs="?")
@@ -89,6 +96,13 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def _started() -> float:
+    """When this process started: a run's time budget counts its imports and Ray's start too."""
+    import psutil
+
+    return psutil.Process().create_time()
+
+
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
     print(f"warning: {message}", file=sys.stderr)
 
@@ -115,7 +129,10 @@ def _dispatch(args) -> int:
     if cmd == "run":
         from automodel.pipeline import run
 
-        result = run(_load(args), args.out)
+        if args.time_budget is not None and args.time_budget <= 0:
+            print(f"--time-budget: must be > 0 seconds, got {args.time_budget:g}", file=sys.stderr)
+            return 2
+        result = run(_load(args), args.out, time_budget_s=args.time_budget, started=_started())
         print(
             f"best family: {result.artifact.card.family}  test {result.metric}: {result.test_score:.4f}  "
             f"run directory: {result.run_dir}"

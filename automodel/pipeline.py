@@ -123,11 +123,29 @@ def build_artifact(
     )
 
 
+# A run's time budget: what the sweep's end (Tune stopping its trials), export, evaluation, the
+# report and Ray's shutdown take together on a small table, kept back from the sweep; of the rest
+# the sweep gets SEARCH_SHARE, the final fit (or the ensemble) what the sweep leaves.
+TAIL_S = 10.0
+SEARCH_SHARE = 0.5
+
+
 def run(
-    spec: Spec, out: str | Path | None = None, *, progress: Progress | None = None
+    spec: Spec,
+    out: str | Path | None = None,
+    *,
+    progress: Progress | None = None,
+    time_budget_s: float | None = None,
+    started: float | None = None,
 ) -> RunResult:
-    """Search, retrain the winner, export and write the artifact (and compress, report)."""
+    """Search, retrain the winner, export and write the artifact (and compress, report).
+
+    ``time_budget_s``: the whole run's wall-clock budget, counted from ``started`` (default: now);
+    the sweep's ``search.time_budget_s`` becomes what the fixed costs leave of it (never more than
+    the spec's own), and the ensemble is skipped when its refits would not fit.
+    """
     start = time.time()
+    deadline = (started or start) + time_budget_s if time_budget_s else None
     progress = progress or Progress(spec.runtime.quiet)
     check_train_resources(spec.train, spec.runtime)  # e.g. use_gpu without a GPU: before the search
     run_dir = make_run_dir(spec, out)
@@ -161,6 +179,8 @@ def run(
             f"{spec.search.num_samples} trials over {', '.join(families)} "
             f"({spec.search.searcher} + {spec.search.scheduler})",
         )
+        if deadline is not None:
+            spec = _search_within(spec, deadline, time_budget_s, progress)
         # the trials see a sample (search.sample_rows), the final fit every row
         trials_data = dataset.sample_train(spec.search.sample_rows, spec.data.seed)
         result = tune(
@@ -175,7 +195,9 @@ def run(
         # search.ensemble: the top trials' weighted average, if it beats the best on val
         ensemble = None
         if spec.search.ensemble and spec.compress is None and data.stream is None:
-            ensemble = select_ensemble(spec, data, result, progress=progress)
+            # members are fitted twice (to choose the weights, then refitted): half of what is left
+            left = None if deadline is None else (deadline - time.time() - TAIL_S) / 2
+            ensemble = select_ensemble(spec, data, result, progress=progress, budget_s=left)
         if ensemble is not None:  # its members refitted on train + validation, with train.refit
             model = ensemble.final(data, refit=spec.train.refit)
             trained = TrainedModel(
@@ -218,6 +240,21 @@ def run(
         f"best family {trained.family}, test {metric} {test_score:.4f}, run directory {run_dir}",
     )
     return RunResult(run_dir, artifact, result, metric, test_score, time.time() - start)
+
+
+def _search_within(spec: Spec, deadline: float, budget: float, progress: Progress) -> Spec:
+    """``spec`` with the sweep's time budget cut to its share of what the run has left."""
+    left = deadline - time.time()
+    share = max(1.0, (left - TAIL_S) * SEARCH_SHARE)
+    own = spec.search.time_budget_s
+    sweep_s = min(share, own) if own else share
+    progress(
+        "search",
+        f"{sweep_s:.0f}s of the run's {budget:g}s budget ({left:.0f}s left; the rest is for the "
+        "final fit, export and report)",
+    )
+    search = spec.search.model_copy(update={"time_budget_s": sweep_s})
+    return spec.model_copy(update={"search": search})
 
 
 def search_callbacks(progress: Progress, spec: Spec, task: str) -> list:

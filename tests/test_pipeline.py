@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pandas as pd
@@ -91,9 +92,25 @@ def test_csv_with_categoricals_and_missing_values(tmp_path):
     assert "signup_date" in card["features"] and "plan" in card["features"]  # calendar features
 
 
-def test_regression_with_missing_targets(tmp_path):
-    proc = run_cli("run", str(CONFIGS / "regression.yaml"), "--out", str(tmp_path / "run"))
+def test_regression_with_missing_targets_within_a_run_time_budget(tmp_path):
+    # the shipped config, with train.num_workers left at auto (an explicit 2 asks for Ray Train)
+    text = (
+        (CONFIGS / "regression.yaml")
+        .read_text()
+        .replace("source: data/", f"source: {CONFIGS}/data/")
+    )
+    spec = tmp_path / "regression.yaml"
+    spec.write_text("\n".join(line for line in text.splitlines() if not line.startswith("train:")))
+    r = run_cli("run", str(spec), "--time-budget", "0")
+    assert r.returncode == 2 and "--time-budget: must be > 0 seconds, got 0" in r.stderr, r.stderr
+
+    start = time.time()
+    proc = run_cli("run", str(spec), "--out", str(tmp_path / "run"), "--time-budget", "50")
+    took = time.time() - start
     assert proc.returncode == 0, proc.stderr[-3000:]
+    # The whole run, imports and Ray's start included, within the budget; the sweep got its share.
+    assert took <= 50, (took, proc.stderr[-3000:])
+    assert "s of the run's 50s budget" in proc.stderr, proc.stderr[-3000:]
     assert "missing target" in proc.stderr
     card = _check_artifact_reproduces(tmp_path / "run", "r2")
     assert card["metrics"]["test"]["r2"] >= 0.8 and card["metrics"]["test"]["rmse"] > 0

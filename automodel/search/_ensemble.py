@@ -141,11 +141,17 @@ def _maximize(metric: str) -> bool:
 
 
 def select_ensemble(
-    spec: Any, data: Dataset, result: SearchResult, *, progress: Any = None
+    spec: Any,
+    data: Dataset,
+    result: SearchResult,
+    *,
+    progress: Any = None,
+    budget_s: float | None = None,
 ) -> Ensemble | None:
     """The ensemble of the top trials, when it beats the best of them on validation; else None.
 
     ``data`` holds the winner's features (``k``) already selected, as the final fit sees them.
+    ``budget_s`` caps the members' summed trial time further (a run's time budget).
     """
     start = time.time()
     metric, task = result.metric, data.task
@@ -154,6 +160,8 @@ def select_ensemble(
     done = board[(board.status == "completed") & board[metric].notna()]
     done = done[done.k.astype(str) == str(k)].drop_duplicates(subset=["family", "params"])
     budget = max(5.0, ENSEMBLE_TIME_SHARE * result.wall_s)
+    if budget_s is not None:
+        budget = min(budget, budget_s)
     rows, spent = [], 0.0
     for _, row in done.head(MAX_MEMBERS).iterrows():
         if rows and spent + float(row.time_s) > budget:
