@@ -160,6 +160,10 @@ def finetune(
         warmup_epochs=0,
     )
     device = next(module.parameters()).device
+    if task == "classification" and params.get("class_weight") == "balanced":  # as it was trained
+        with torch.no_grad():
+            n_classes = module.eval()(torch.zeros(2, X.shape[1], device=device)).shape[-1]
+        recipe = recipe.balanced_for(y, int(n_classes))
     opt = recipe.make_optimizer(module)
     Xt, yt = to_tensors(X, y, task, y_scaling, device)  # copies: the splits may be read-only
     steps = math.ceil(len(X) / recipe.batch_size)

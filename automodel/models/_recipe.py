@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -47,6 +48,8 @@ class Recipe:
     epochs: int = 20
     grad_clip: float | None = 1.0
     amp: bool = True  # bf16 autocast where the device supports it; ignored on CPU
+    # one weight a class in the cross-entropy ("balanced": n / (classes x count)); None: all 1
+    class_weights: tuple[float, ...] | None = None
 
     @classmethod
     def from_settings(cls, params: dict[str, Any], settings: Any, epochs: int) -> Recipe:
@@ -70,15 +73,22 @@ class Recipe:
     def with_epochs(self, epochs: int) -> Recipe:
         return replace(self, epochs=int(epochs))
 
+    def balanced_for(self, y: np.ndarray, n_classes: int) -> Recipe:
+        """This recipe weighting each class of ``y`` as scikit-learn's ``class_weight="balanced"``."""
+        counts = np.bincount(np.asarray(y, dtype=np.int64), minlength=n_classes).astype(float)
+        weights = len(y) / (n_classes * np.maximum(counts, 1.0))
+        return replace(self, class_weights=tuple(float(w) for w in weights))
+
     def lr_at(self, progress: float) -> float:
         """Learning rate ``progress`` epochs (fractional) into training."""
         return self.lr * lr_factor(progress, self.epochs, self.warmup_epochs, self.schedule)
 
     def describe(self) -> str:
         clip = f"clip {self.grad_clip:g}" if self.grad_clip else "no clipping"
+        weighted = ", balanced class weights" if self.class_weights else ""
         return (
             f"{RECIPE}: {self.optimizer} lr {self.lr:.3g}, {self.schedule} over {self.epochs} "
-            f"epoch(s), warm-up {self.warmup_epochs}, {clip}, batch {self.batch_size}"
+            f"epoch(s), warm-up {self.warmup_epochs}, {clip}, batch {self.batch_size}{weighted}"
         )
 
     def make_optimizer(self, module: nn.Module) -> torch.optim.Optimizer:
@@ -156,7 +166,13 @@ def train_epoch(
     bf16 = use_bf16(recipe, device)
     if seed is not None:
         torch.manual_seed(seed * 100003 + epoch * 1009 + rank)
-    loss_fn = nn.CrossEntropyLoss() if task == "classification" else nn.MSELoss()
+    if task == "classification":
+        weight = recipe.class_weights
+        loss_fn = nn.CrossEntropyLoss(
+            weight=None if weight is None else torch.tensor(weight, device=device)
+        )
+    else:
+        loss_fn = nn.MSELoss()
     model.train()
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     seen, lr = 0, recipe.lr

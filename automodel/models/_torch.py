@@ -146,12 +146,25 @@ class _TorchFamily(Family):
     def build_module(self) -> nn.Module:
         raise NotImplementedError
 
-    def recipe(self) -> Recipe:
-        return Recipe.from_settings(self.params, self.train_settings or TrainSpec(), self.max_steps)
+    supports_class_weight = True
+
+    def recipe(self, y: np.ndarray | None = None) -> Recipe:
+        """The shared recipe for these params; with the training targets ``y``, class weights
+        too when ``class_weight`` is ``"balanced"``."""
+        recipe = Recipe.from_settings(
+            self.params, self.train_settings or TrainSpec(), self.max_steps
+        )
+        if (
+            y is not None
+            and self.task == "classification"
+            and self.params.get("class_weight") == "balanced"
+        ):
+            recipe = recipe.balanced_for(y, self.n_outputs)
+        return recipe
 
     def _setup(self, y: np.ndarray) -> None:
         torch.manual_seed(self.seed)
-        self.recipe_ = self.recipe()
+        self.recipe_ = self.recipe(y)
         self.device_ = pick_device(self.device)
         self.module_ = self.build_module().to(self.device_)
         self.optimizer_ = self.recipe_.make_optimizer(self.module_)

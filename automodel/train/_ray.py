@@ -91,7 +91,7 @@ def _fit(
     # the trial's recipe (searched lr, batch size, optimizer) under the spec's train settings
     family_params.train_settings = t
     family_params.max_steps = schedule
-    recipe = family_params.recipe()
+    recipe = family_params.recipe(y)  # class weights from the driver's targets (balanced)
     stream = worker_stream(dataset, world, refit=refit is not None)  # streamed: workers read files
     n_rows = stream.total if stream is not None else len(X)
     shard_bytes = n_rows // world * row_bytes(dataset.n_features)
