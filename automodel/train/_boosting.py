@@ -193,6 +193,7 @@ def _fit(spec, dataset, family, params, run_dir, metric, progress, world, refit)
         "trainer": trainer_cls.__name__,
         "trees": config["trees"],
         "train_rows": len(X),  # train + validation after a refit
+        "rank0_rows": out["rows"],  # rank 0's share: Ray Data split the rows between the workers
         "kept_epoch": steps,
         "stopped_early": False,
         # fixed cost: Ray Train's worker group, the network between the workers, the shards
