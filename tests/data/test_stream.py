@@ -12,7 +12,7 @@ import pytest
 
 from automodel.data import Preprocessor, load_dataset, stream_files
 from automodel.data._files import FILE_COLUMN, ROW_COLUMN
-from automodel.data._stream import TEST, TRAIN, assign_splits, row_hash
+from automodel.data._rowsplit import TEST, TRAIN, assign_splits, row_hash
 from automodel.spec import DataSpec
 from automodel.train._data import FileShard, worker_stream
 
