@@ -4,8 +4,10 @@
 data parallelism to pay for Ray Train's start-up, and on the workers the cluster offers when it
 is not (:mod:`._workers`); a number always means that many Ray Train workers. Ray Train's
 ``TorchTrainer`` brings rows through Ray Data, checkpoints, restarts after a lost worker;
-scikit-learn families always fit in-process. Every torch fit trains with the recipe search
-trials use (:func:`automodel.models._recipe.train_epoch`). With a :class:`Refit`, the winner of
+scikit-learn families fit in-process, LightGBM and XGBoost too unless ``train.num_workers`` is a
+number above one (then Ray Train's ``LightGBMTrainer`` / ``XGBoostTrainer``, :mod:`._boosting`).
+Every torch fit trains with the recipe search trials use
+(:func:`automodel.models._recipe.train_epoch`). With a :class:`Refit`, the winner of
 a search is retrained on train + validation for the epochs the search found.
 """
 
