@@ -44,6 +44,36 @@ class Family(ABC):
         self.max_steps = max_steps
         self.steps_done_ = 0
 
+    @classmethod
+    def for_data(
+        cls, data: Any, params: dict[str, Any] | None = None, *, seed: int = 0, max_steps: int = 20
+    ) -> Family:
+        """An unfitted instance shaped for ``data`` (a ``Dataset``: task, feature and output
+        counts, the preprocessor's image shape)."""
+        return cls(
+            data.task,
+            data.n_features,
+            data.n_outputs,
+            params,
+            image_shape=data.preprocessor.image_shape,
+            seed=seed,
+            max_steps=max_steps,
+        )
+
+    def fresh(self) -> Family:
+        """An unfitted copy: the same shape, params, seed, horizon and threads."""
+        new = type(self)(
+            self.task,
+            self.n_features,
+            self.n_outputs,
+            self.params,
+            image_shape=self.image_shape,
+            seed=self.seed,
+            max_steps=self.max_steps,
+        )
+        new.n_jobs = self.n_jobs
+        return new
+
     # ---- declared by each family -------------------------------------------------------------
     @classmethod
     @abstractmethod

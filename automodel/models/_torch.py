@@ -162,6 +162,11 @@ class _TorchFamily(Family):
             recipe = recipe.balanced_for(y, self.n_outputs)
         return recipe
 
+    def fresh(self) -> _TorchFamily:
+        new = super().fresh()
+        new.train_settings, new.device = self.train_settings, self.device
+        return new
+
     def _setup(self, y: np.ndarray) -> None:
         torch.manual_seed(self.seed)
         self.recipe_ = self.recipe(y)

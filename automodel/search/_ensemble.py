@@ -81,7 +81,7 @@ class Ensemble:
             X = np.concatenate([data.X_train, data.X_val])
             y = np.concatenate([data.y_train, data.y_val])
             with fit_threads():  # one torch thread on the driver, as trials and in-process fits
-                members = [_fresh(m).fit(X, y) for m in self.members]
+                members = [m.fresh().fit(X, y) for m in self.members]
         info = {
             "workers": 1,
             "use_gpu": False,
@@ -97,22 +97,6 @@ class Ensemble:
 def _raw(model: Family, X: np.ndarray) -> np.ndarray:
     out = model.predict_raw(X)
     return out if model.task == "classification" else out.reshape(-1, 1)
-
-
-def _fresh(m: Family) -> Family:
-    fresh = type(m)(
-        m.task,
-        m.n_features,
-        m.n_outputs,
-        m.params,
-        image_shape=m.image_shape,
-        seed=m.seed,
-        max_steps=m.max_steps,
-    )
-    fresh.n_jobs = m.n_jobs
-    if m.kind == "torch":  # the trials' recipe settings (schedule, warm-up, clipping, AMP)
-        fresh.train_settings = m.train_settings
-    return fresh
 
 
 def greedy_weights(
@@ -173,14 +157,8 @@ def select_ensemble(
     members, preds = [], []
     for row in rows:
         cls = FAMILIES[row.family]
-        model = cls(
-            task,
-            data.n_features,
-            data.n_outputs,
-            json.loads(row.params),
-            image_shape=data.preprocessor.image_shape,
-            seed=spec.data.seed,
-            max_steps=spec.search.max_epochs,
+        model = cls.for_data(
+            data, json.loads(row.params), seed=spec.data.seed, max_steps=spec.search.max_epochs
         )
         model.n_jobs = (
             1  # OpenMP threads spin-wait badly on a loaded machine; small data: one is enough

@@ -93,17 +93,8 @@ def run_trial(
 def _model(
     family: str, params: dict[str, Any], d: Dataset, *, seed: int, max_steps: int, train: Any
 ):
-    cls = FAMILIES[family]
-    model = cls(
-        d.task,
-        d.n_features,
-        d.n_outputs,
-        params,
-        image_shape=d.preprocessor.image_shape,
-        seed=seed,
-        max_steps=max_steps,
-    )
-    if cls.kind == "torch":
+    model = FAMILIES[family].for_data(d, params, seed=seed, max_steps=max_steps)
+    if model.kind == "torch":
         model.train_settings = train
     return model
 

@@ -43,15 +43,7 @@ def fit_local(
         horizon = max(epochs, (refit.schedule_epochs or epochs) if refit else epochs)
     else:  # trees count their fidelity steps against search.max_epochs, as in the trial
         epochs = horizon = spec.search.max_epochs
-    model = FAMILIES[family](
-        dataset.task,
-        dataset.n_features,
-        dataset.n_outputs,
-        params,
-        image_shape=dataset.preprocessor.image_shape,
-        seed=spec.data.seed,
-        max_steps=horizon,
-    )
+    model = FAMILIES[family].for_data(dataset, params, seed=spec.data.seed, max_steps=horizon)
     if torch_family:
         model.train_settings = t
         model.device = "cuda" if t.use_gpu else "cpu"

@@ -133,15 +133,7 @@ def _probe(spec: Any, dataset: Any, family: str, params: dict[str, Any], epochs:
     from automodel.models import FAMILIES
     from automodel.models._recipe import epoch_batches, epoch_generator, to_tensors, train_epoch
 
-    model = FAMILIES[family](
-        dataset.task,
-        dataset.n_features,
-        dataset.n_outputs,
-        params,
-        image_shape=dataset.preprocessor.image_shape,
-        seed=spec.data.seed,
-        max_steps=epochs,
-    )
+    model = FAMILIES[family].for_data(dataset, params, seed=spec.data.seed, max_steps=epochs)
     recipe = model.recipe()
     device = torch.device("cuda" if spec.train.use_gpu else "cpu")
     rows = min(len(dataset.X_train), recipe.batch_size * PROBE_BATCHES)
