@@ -113,13 +113,9 @@ def _fit(spec, dataset, family, params, run_dir, metric, progress, world, refit)
 
     t = spec.train
     start = time.time()
-    model = FAMILIES[family](
-        dataset.task,
-        dataset.n_features,
-        dataset.n_outputs,
-        params,
-        seed=spec.data.seed,
-        max_steps=spec.search.max_epochs,  # trees count fidelity steps as in the trial
+    # trees count their fidelity steps against search.max_epochs, as in the trial
+    model = FAMILIES[family].for_data(
+        dataset, params, seed=spec.data.seed, max_steps=spec.search.max_epochs
     )
     steps = model.n_steps() if refit is None else min(refit.epochs, model.n_steps())
     X, y = dataset.X_train, dataset.y_train
