@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # workers import this module: keep the driver's imports out o
     from automodel.train._result import Refit, TrainedModel
 
 TRAINERS = {"lightgbm": "LightGBMTrainer", "xgboost": "XGBoostTrainer"}
+HEALTH_CHECK_ENV = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"
 
 
 def boosting_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
@@ -151,8 +152,10 @@ def _fit(spec, dataset, family, params, run_dir, metric, progress, world, refit)
         f"({trainer_cls.__name__}), {len(X)} rows",
     )
     # the controller polls workers every RAY_TRAIN_HEALTH_CHECK_INTERVAL_S (2 s by default)
-    # before it sees them finish; Ray propagates the variable to the controller
-    os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")
+    # before it sees them finish; Ray propagates the variable to the controller. Set for this
+    # fit only: the process's environment is the user's.
+    before = os.environ.get(HEALTH_CHECK_ENV)
+    os.environ.setdefault(HEALTH_CHECK_ENV, "0.2")
     try:
         result = trainer.fit()
     except WorkerGroupError as exc:
@@ -163,6 +166,9 @@ def _fit(spec, dataset, family, params, run_dir, metric, progress, world, refit)
         raise TrainingError(
             f"Ray Train's controller failed: {_root_cause(exc.controller_failure)}"
         ) from exc
+    finally:
+        if before is None:
+            os.environ.pop(HEALTH_CHECK_ENV, None)
     out = result.return_value
     wall = time.time() - start
 
