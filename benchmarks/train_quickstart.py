@@ -1,9 +1,9 @@
 """Time the quickstart end to end: `automodel run` (builtin digits), through the real CLI.
 
-Two runs: the quickstart as shipped (`train.num_workers: auto`, refit on train + validation),
-and the same spec with the search limited to the torch families, so that the final fit is a
-torch one (trained with the recipe the trials used; in-process when `auto` finds Ray Train's
-start-up cannot pay). Target (issue 12): the quickstart <= 60 s, test accuracy >= 0.975.
+The quickstart as shipped (`train.num_workers: auto`, refit on train + validation), three times
+(``--repeats``), and the same spec with the search limited to the torch families, so that the
+final fit is a torch one (trained with the recipe the trials used; in-process when `auto` finds
+Ray Train's start-up cannot pay). Target (issue 12): the quickstart <= 60 s, test accuracy >= 0.975.
 
     python benchmarks/train_quickstart.py
 """
@@ -58,13 +58,20 @@ def run(label: str, spec_text: str | None) -> list:
 
 
 def main() -> None:
-    rows = [
-        run("`automodel run` (quickstart)", None),
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=3, help="runs of the quickstart as shipped")
+    repeats = ap.parse_args().repeats
+    rows = [run(f"`automodel run` (quickstart) #{i + 1}", None) for i in range(repeats)]
+    rows.append(
         run(
             "quickstart, search.families: [mlp, cnn]",
             "name: digits\nsearch: {families: [mlp, cnn]}\n",
-        ),
-    ]
+        )
+    )
+    quick = rows[:repeats]
+    met = sum(r[1] <= 60 and r[3] >= 0.975 for r in quick)
     header = [
         "run",
         "wall s",
@@ -87,9 +94,10 @@ def main() -> None:
         "Quickstart end to end (`automodel run`)",
         "`python benchmarks/train_quickstart.py`: the real CLI in a subprocess, wall time from start "
         "to exit (Ray start, search, final fit, export, report). Defaults: `train.num_workers: auto`, "
-        "`train.refit: true`. The second run limits the search to torch families so the final fit "
-        "is a torch one. Target (issue 12): <= 60 s and test accuracy >= 0.975. The machine was "
-        "shared with other work (load average in the table; 2 cores).\n\n" + body,
+        f"`train.refit: true`. The quickstart as shipped runs {repeats} times; the last run limits "
+        "the search to torch families so the final fit is a torch one. Target (issue 12): <= 60 s "
+        f"and test accuracy >= 0.975: met by {met} of {repeats} quickstart runs (load average in "
+        "the table; 2 cores).\n\n" + body,
     )
 
 
