@@ -124,10 +124,15 @@ def build_artifact(
 
 
 # A run's time budget: what the sweep's end (Tune stopping its trials), export, evaluation, the
-# report and Ray's shutdown take together on a small table, kept back from the sweep; of the rest
-# the sweep gets SEARCH_SHARE, the final fit (or the ensemble) what the sweep leaves.
+# report and Ray's shutdown take together, kept back from the sweep: TAIL_S, and TAIL_ROW_S a
+# training row (a forest grown on 16k rows has 1.4 M nodes; skl2onnx converts them in 10 s). Of
+# the rest the sweep gets SEARCH_SHARE, the final fit (or the ensemble) what the sweep leaves. A
+# refit on train + validation costs about REFIT_COST x the winning trial's time, so no trial may
+# run longer than what is left for it divided by that.
 TAIL_S = 10.0
-SEARCH_SHARE = 0.5
+TAIL_ROW_S = 0.0008
+SEARCH_SHARE = 0.65
+REFIT_COST = 1.4
 
 
 def run(
@@ -179,12 +184,17 @@ def run(
             f"{spec.search.num_samples} trials over {', '.join(families)} "
             f"({spec.search.searcher} + {spec.search.scheduler})",
         )
+        trial_s, tail = None, TAIL_S + TAIL_ROW_S * len(dataset.X_train)
         if deadline is not None:
-            spec = _search_within(spec, deadline, time_budget_s, progress)
+            spec, trial_s = _search_within(spec, deadline, time_budget_s, tail, progress)
         # the trials see a sample (search.sample_rows), the final fit every row
         trials_data = dataset.sample_train(spec.search.sample_rows, spec.data.seed)
         result = tune(
-            spec, trials_data, run_dir, callbacks=search_callbacks(progress, spec, dataset.task)
+            spec,
+            trials_data,
+            run_dir,
+            callbacks=search_callbacks(progress, spec, dataset.task),
+            trial_time_s=trial_s,
         )
         progress(
             "search", f"best {result.family} {result.metric}={result.score:.4f} (k={result.k})"
@@ -196,7 +206,7 @@ def run(
         ensemble = None
         if spec.search.ensemble and spec.compress is None and data.stream is None:
             # members are fitted twice (to choose the weights, then refitted): half of what is left
-            left = None if deadline is None else (deadline - time.time() - TAIL_S) / 2
+            left = None if deadline is None else (deadline - time.time() - tail) / 2
             ensemble = select_ensemble(spec, data, result, progress=progress, budget_s=left)
         if ensemble is not None:  # its members refitted on train + validation, with train.refit
             model = ensemble.final(data, refit=spec.train.refit)
@@ -242,19 +252,24 @@ def run(
     return RunResult(run_dir, artifact, result, metric, test_score, time.time() - start)
 
 
-def _search_within(spec: Spec, deadline: float, budget: float, progress: Progress) -> Spec:
-    """``spec`` with the sweep's time budget cut to its share of what the run has left."""
+def _search_within(
+    spec: Spec, deadline: float, budget: float, tail: float, progress: Progress
+) -> tuple[Spec, float]:
+    """``spec`` with the sweep's time budget cut to its share of what the run has left, and the
+    longest a trial may run so that the winner's refit fits in the rest."""
     left = deadline - time.time()
-    share = max(1.0, (left - TAIL_S) * SEARCH_SHARE)
+    usable = max(2.0, left - tail)
+    share = usable * SEARCH_SHARE
     own = spec.search.time_budget_s
     sweep_s = min(share, own) if own else share
+    trial_s = max(1.0, (usable - sweep_s) / REFIT_COST)
     progress(
         "search",
-        f"{sweep_s:.0f}s of the run's {budget:g}s budget ({left:.0f}s left; the rest is for the "
-        "final fit, export and report)",
+        f"{sweep_s:.0f}s of the run's {budget:g}s budget ({left:.0f}s left), {trial_s:.0f}s at "
+        "most a trial; the rest is for the final fit, export and report",
     )
     search = spec.search.model_copy(update={"time_budget_s": sweep_s})
-    return spec.model_copy(update={"search": search})
+    return spec.model_copy(update={"search": search}), trial_s
 
 
 def search_callbacks(progress: Progress, spec: Spec, task: str) -> list:

@@ -56,10 +56,13 @@ def tune(
     *,
     resume: bool = False,
     callbacks: list | None = None,
+    trial_time_s: float | None = None,
 ) -> SearchResult:
     """Run (or resume) the sweep the spec describes; write ``leaderboard.csv`` into ``run_dir``.
 
     Every reported result is appended to ``<run_dir>/trials.jsonl`` as it arrives.
+    ``trial_time_s`` stops any one trial after that many seconds (a run's time budget keeps the
+    final fit, which costs about what the winning trial did, within what the sweep leaves).
 
     Raises:
         SearchError: when ``resume`` finds no sweep, a fresh sweep would overwrite one, the sweep
@@ -112,6 +115,7 @@ def tune(
             callbacks=[history, *(callbacks or [])],
             journal=journal,
             imbalanced=_imbalanced(spec, dataset),
+            trial_time_s=trial_time_s,
         )
 
     board = leaderboard_from(history.trials, metric, journal)
@@ -172,6 +176,7 @@ def _run(
     callbacks: list,
     journal: Any = None,
     imbalanced: bool = False,
+    trial_time_s: float | None = None,
 ) -> Any:
     """A ``Tuner`` with automodel's settings, fitted; also what the overhead benchmark times.
 
@@ -218,6 +223,7 @@ def _run(
             name=EXPERIMENT,
             storage_path=str(run_dir),
             callbacks=callbacks,
+            stop={"time_total_s": trial_time_s} if trial_time_s else None,
             verbose=0,
             log_to_file=False,
         ),
