@@ -426,6 +426,11 @@ def main() -> None:
     for name in args.datasets.split(","):  # the section is rewritten after each data set
         rows.append(compare(name, args.budget, search_s, pythons, systems, reuse.get(name)))
         body = report(rows, systems, args.budget, search_s)
+        if reuse:
+            body += (
+                f"\n\nReused with `--reuse {Path(args.reuse).name}` (not rerun): the rows of "
+                "systems that scored in that earlier run of this script, on the same machine."
+            )
         Path(tempfile.gettempdir(), "automl_peers_rows.json").write_text(
             json.dumps(rows, default=str)
         )
