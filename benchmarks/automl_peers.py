@@ -361,8 +361,8 @@ def report(rows: list[dict], systems: list[str], budget: float, search_s: float 
     in_budget = sum(r.get("automodel", {}).get("wall_s", 1e9) <= budget for r in rows)
     loads = [r[s]["load"] for r in rows for s in systems if s in r]
     body += (
-        f"\n\nBudget B = {budget:g} s per system and data set; automodel's whole `automodel run` "
-        f"--time-budget {budget:g}` (Ray start, search"
+        f"\n\nBudget B = {budget:g} s per system and data set; automodel's whole "
+        f"`automodel run --time-budget {budget:g}` (Ray start, search"
         + (f" with `search.time_budget_s: {search_s:g}`" if search_s else "")
         + ", final fit, export, report) counted against B from the process's start (it is let run "
         f"to {OVERRUN:g} x B so that a score is known; a run over B misses the target whatever its "
