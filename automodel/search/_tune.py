@@ -280,7 +280,7 @@ def _fall_back(spec: Spec, dataset: Dataset, metric: str, board: Any) -> Any:
     warnings.warn(
         f"search.time_budget_s={spec.search.time_budget_s:g} ended before any trial reported a "
         f"score; fell back to {family} with its default parameters ({metric} {score:.4f} on "
-        f"validation, fitted in {took:.1f}s in this process). Raise search.time_budget_s to search.",
+        f"validation, fitted in {took:.1f}s in this process). A longer budget lets the sweep search.",
         stacklevel=2,
     )
     row = _row("fallback", {"family": family}, metric, score, steps, "fallback", took, "cpu")
