@@ -5,7 +5,7 @@ from __future__ import annotations
 from automodel.errors import SpecError
 from automodel.models._base import Family
 from automodel.models._boosting import LightGBM, XGBoost
-from automodel.models._sklearn import HistGB, Linear, RandomForest
+from automodel.models._sklearn import SVM, ExtraTrees, HistGB, Linear, RandomForest
 from automodel.models._torch import (
     CNN,
     MLP,
@@ -18,12 +18,13 @@ from automodel.models._torch import (
 )
 
 FAMILIES: dict[str, type[Family]] = {
-    f.name: f for f in (MLP, CNN, RandomForest, HistGB, Linear, LightGBM, XGBoost)
+    f.name: f for f in (MLP, CNN, RandomForest, ExtraTrees, HistGB, Linear, SVM, LightGBM, XGBoost)
 }
 
 __all__ = [
     "CNN",
     "CNNModule",
+    "ExtraTrees",
     "FAMILIES",
     "Family",
     "HistGB",
@@ -32,6 +33,7 @@ __all__ = [
     "MLP",
     "MLPModule",
     "RandomForest",
+    "SVM",
     "XGBoost",
     "ExportWrapper",
     "export_onnx",

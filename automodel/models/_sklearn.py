@@ -1,17 +1,23 @@
-"""scikit-learn families: random forest, histogram gradient boosting, logistic/ridge."""
+"""scikit-learn families: random forest, extra trees, histogram gradient boosting,
+logistic/ridge, and an RBF support-vector machine."""
 
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
+from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import (
+    ExtraTreesClassifier,
+    ExtraTreesRegressor,
     HistGradientBoostingClassifier,
     HistGradientBoostingRegressor,
     RandomForestClassifier,
     RandomForestRegressor,
 )
 from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.svm import SVC, SVR
 
 from automodel.models._base import Family
 from automodel.spec._space import Choice, Float, Int
@@ -34,12 +40,15 @@ class _SklearnFamily(Family):
         from skl2onnx.common.data_types import FloatTensorType
 
         options = {id(self.model_): {"zipmap": False}} if self.task == "classification" else None
-        onx = convert_sklearn(
-            self.model_,
-            initial_types=[("input", FloatTensorType([None, self.n_features]))],
-            options=options,
-            target_opset={"": 17, "ai.onnx.ml": 3},
-        )
+        with warnings.catch_warnings():
+            # skl2onnx's SVC converter reads probA_/probB_, deprecated with probability=True
+            warnings.filterwarnings("ignore", message="Attribute `prob", category=FutureWarning)
+            onx = convert_sklearn(
+                self.model_,
+                initial_types=[("input", FloatTensorType([None, self.n_features]))],
+                options=options,
+                target_opset={"": 17, "ai.onnx.ml": 3},
+            )
         names = [o.name for o in onx.graph.output]
         output = "probabilities" if "probabilities" in names else names[0]
         return onx.SerializeToString(), output
@@ -75,6 +84,7 @@ class RandomForest(_SklearnFamily):
     name = "random_forest"
     fidelity = "trees"
     supports_class_weight = True
+    estimators = (RandomForestClassifier, RandomForestRegressor)
 
     @classmethod
     def space(cls, task):
@@ -90,7 +100,7 @@ class RandomForest(_SklearnFamily):
 
     def step(self, X, y):
         if self.steps_done_ == 0:
-            cls = RandomForestClassifier if self.task == "classification" else RandomForestRegressor
+            cls = self.estimators[0] if self.task == "classification" else self.estimators[1]
             p = {k: v for k, v in self.params.items() if k != "n_estimators"}
             self.model_ = cls(
                 warm_start=True, n_estimators=0, random_state=self.seed, n_jobs=self.n_jobs, **p
@@ -101,6 +111,24 @@ class RandomForest(_SklearnFamily):
         )
         self.model_.fit(X, y)
         return None
+
+
+class ExtraTrees(RandomForest):
+    """Extremely randomized trees: split thresholds drawn at random, so each tree is cheaper and
+    the average smoother than a random forest's; often the stronger of the two on small tables and
+    on pixel columns."""
+
+    name = "extra_trees"
+    estimators = (ExtraTreesClassifier, ExtraTreesRegressor)
+
+    @classmethod
+    def space(cls, task):
+        return {
+            "n_estimators": Int(50, 400, log=True),
+            "max_depth": Choice((None, 16, 32)),
+            "min_samples_split": Int(2, 10),
+            "max_features": Choice(("sqrt", 0.5, 1.0)),
+        }
 
 
 class HistGB(_SklearnFamily):
@@ -165,3 +193,82 @@ class Linear(_SklearnFamily):
         self.model_.fit(X, y)
         self.steps_done_ += 1
         return None
+
+
+class SVM(_SklearnFamily):
+    """A support-vector machine with an RBF kernel: SVC (Platt-scaled probabilities) or SVR.
+
+    ``gamma`` is a multiple of scikit-learn's ``"scale"`` (1 / (features x variance)), so one range
+    suits any width. SVR fits the standardized target (its epsilon tube is 0.1 of a standard
+    deviation), and the scale goes back on at prediction, in the ONNX graph too. Fitting costs
+    between n^2 and n^3 in the rows: the default search takes it only on small tables.
+    """
+
+    name = "svm"
+    fidelity = "iterations"
+    supports_class_weight = True
+
+    @classmethod
+    def space(cls, task):
+        return {"C": Float(0.1, 100.0, log=True), "gamma": Float(0.1, 10.0, log=True)}
+
+    def n_steps(self) -> int:
+        return 1
+
+    def step(self, X, y):
+        X = np.asarray(X, dtype=np.float32)
+        gamma = float(self.params["gamma"]) / max(1e-12, X.shape[1] * float(X.var()))
+        if self.task == "classification":
+            svc = SVC(
+                C=float(self.params["C"]), gamma=gamma, class_weight=self.params.get("class_weight")
+            )
+            # Platt scaling on 3-fold decision values, then one SVC on every row (what
+            # SVC(probability=True) did before scikit-learn 1.9 deprecated it)
+            cv = max(2, min(3, int(np.bincount(np.asarray(y, dtype=np.int64)).min())))
+            self.model_ = CalibratedClassifierCV(svc, ensemble=False, cv=cv)
+            self.model_.fit(X, y)
+        else:
+            y = np.asarray(y, dtype=np.float64)
+            self.y_scale_ = (float(y.mean()), float(y.std()) or 1.0)
+            self.model_ = SVR(C=float(self.params["C"]), gamma=gamma, epsilon=0.1)
+            self.model_.fit(X, (y - self.y_scale_[0]) / self.y_scale_[1])
+        self.steps_done_ += 1
+        return None
+
+    def predict_raw(self, X: np.ndarray) -> np.ndarray:
+        if self.task == "classification":
+            return super().predict_raw(X)
+        mean, std = self.y_scale_
+        return (self.model_.predict(X) * std + mean).astype(np.float32)
+
+    def to_onnx(self) -> tuple[bytes, str]:
+        data, output = super().to_onnx()
+        if self.task == "classification":
+            return data, output
+        return _affine_output(data, output, *reversed(self.y_scale_))
+
+
+def _affine_output(model: bytes, output: str, scale: float, shift: float) -> tuple[bytes, str]:
+    """``model`` with its output ``output`` replaced by ``output x scale + shift``."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    m = onnx.load_from_string(model)
+    g = m.graph
+    raw = output + "_standardized"
+    for node in g.node:
+        node.output[:] = [raw if o == output else o for o in node.output]
+    g.initializer.extend(
+        [
+            numpy_helper.from_array(np.array(scale, dtype=np.float32), "target_scale"),
+            numpy_helper.from_array(np.array(shift, dtype=np.float32), "target_shift"),
+        ]
+    )
+    g.node.extend(
+        [
+            helper.make_node("Mul", [raw, "target_scale"], [raw + "_scaled"]),
+            helper.make_node("Add", [raw + "_scaled", "target_shift"], [output]),
+        ]
+    )
+    onnx.checker.check_model(m)
+    return m.SerializeToString(), output

@@ -1,13 +1,14 @@
 """A weighted ensemble of the sweep's top trials (Caruana et al., 2004), one ONNX graph.
 
 The search leaves a leaderboard of configurations that each did well on validation; averaging a
-few of them usually beats the single best. Members are the top completed trials (same ``k`` as
-the winner, so they share one input), refitted here on the driver with the trial's own settings:
-the sweep's models live in trial processes that are gone. Greedy selection with replacement on
-the validation split picks the weights (a member picked 3 times of 20 weighs 0.15), and the
-ensemble is kept only when it beats the best member's validation score. Refitting members on the
-driver is cheap for the tables the in-memory path holds; members are capped by the time their
-trials took (``ENSEMBLE_TIME_SHARE`` of the sweep's wall time).
+few of them usually beats the single best. Candidates are each family's best completed trial,
+then the next best (same ``k`` as the winner, so they share one input), refitted here on the
+driver with the trial's own settings: the sweep's models live in trial processes that are gone.
+Greedy selection with replacement picks the weights (a member picked 3 times of 20 weighs 0.15),
+on out-of-fold predictions over train + validation for tables of up to ``OOF_MAX_ROWS`` rows and
+on the validation split above that; the ensemble is kept only when it beats the best candidate
+scored the same way. Candidates are capped by the time their trials took
+(``ENSEMBLE_TIME_SHARE`` of the sweep's wall time per fit of each).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from automodel.data import Dataset
 from automodel.metrics import better, score_raw
@@ -28,7 +30,9 @@ from automodel.search._result import SearchResult
 
 MAX_MEMBERS = 8
 ROUNDS = 20
-ENSEMBLE_TIME_SHARE = 0.25
+ENSEMBLE_TIME_SHARE = 0.25  # of the sweep's wall time, for fitting the candidates once
+OOF_FOLDS = 5
+OOF_MAX_ROWS = 20_000  # train + validation rows up to which weights are chosen out of fold
 
 
 @dataclass
@@ -41,6 +45,7 @@ class Ensemble:
     weights: list[float]
     val_score: float | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    fitted: bool = True  # False: members chosen out of fold, not yet fitted on a whole split
     name = "ensemble"
     kind = "ensemble"
 
@@ -77,9 +82,11 @@ class Ensemble:
         ``info``."""
         start = time.time()
         members = self.members
-        if refit:
-            X = np.concatenate([data.X_train, data.X_val])
-            y = np.concatenate([data.y_train, data.y_val])
+        if refit or not self.fitted:
+            X, y = data.X_train, data.y_train
+            if refit:
+                X = np.concatenate([X, data.X_val])
+                y = np.concatenate([y, data.y_val])
             with fit_threads():  # one torch thread on the driver, as trials and in-process fits
                 members = [m.fresh().fit(X, y) for m in self.members]
         info = {
@@ -132,64 +139,125 @@ def select_ensemble(
     progress: Any = None,
     budget_s: float | None = None,
 ) -> Ensemble | None:
-    """The ensemble of the top trials, when it beats the best of them on validation; else None.
+    """The ensemble of the top trials, when it beats the best of them; else None.
 
     ``data`` holds the winner's features (``k``) already selected, as the final fit sees them.
-    ``budget_s`` caps the members' summed trial time further (a run's time budget).
+    Candidates are the best completed trial of each family, then the next best overall (a mix of
+    families errs differently, which is what averaging needs). On tables of up to
+    ``OOF_MAX_ROWS`` train + validation rows the weights are chosen on ``OOF_FOLDS``-fold
+    out-of-fold predictions over train + validation: a validation split of a few hundred rows is
+    too noisy to pick weights on (one row of 50 is 2 points of r2's denominator). Larger tables
+    use the validation split. ``budget_s`` caps the candidates' estimated fitting time further (a
+    run's time budget).
     """
     start = time.time()
     metric, task = result.metric, data.task
-    board = result.leaderboard
-    k = "" if result.k is None else result.k
-    done = board[(board.status == "completed") & board[metric].notna()]
-    done = done[done.k.astype(str) == str(k)].drop_duplicates(subset=["family", "params"])
-    budget = max(5.0, ENSEMBLE_TIME_SHARE * result.wall_s)
+    rows_all = len(data.X_train) + len(data.X_val)
+    folds = OOF_FOLDS if rows_all <= OOF_MAX_ROWS else 0
+    # a candidate costs its trial's time once on the validation split, about `folds` times out of fold
+    cost = max(1, folds)
+    budget = max(5.0, ENSEMBLE_TIME_SHARE * cost * result.wall_s)
     if budget_s is not None:
         budget = min(budget, budget_s)
     rows, spent = [], 0.0
-    for _, row in done.head(MAX_MEMBERS).iterrows():
-        if rows and spent + float(row.time_s) > budget:
-            break
+    for _, row in candidates(result).iterrows():
+        took = cost * float(row.time_s)
+        if spent + took > budget:
+            continue  # a cheaper candidate further down may still fit
         rows.append(row)
-        spent += float(row.time_s)
+        spent += took
+        if len(rows) == MAX_MEMBERS:
+            break
     if len(rows) < 2:
         return None
-    members, preds = [], []
-    for row in rows:
-        cls = FAMILIES[row.family]
-        model = cls.for_data(
-            data, json.loads(row.params), seed=spec.data.seed, max_steps=spec.search.max_epochs
-        )
-        model.n_jobs = (
-            1  # OpenMP threads spin-wait badly on a loaded machine; small data: one is enough
-        )
-        if cls.kind == "torch":  # the trials' recipe settings (schedule, warm-up, clipping, AMP)
-            model.train_settings = spec.train
+    members = [_member(spec, data, row) for row in rows]
+    if folds:
+        X = np.concatenate([data.X_train, data.X_val])
+        y = np.concatenate([data.y_train, data.y_val])
+        preds = [out_of_fold(m, X, y, folds, seed=spec.data.seed) for m in members]
+        scored_on = f"{folds}-fold out-of-fold on train + validation ({len(y)} rows)"
+    else:
+        y = data.y_val
         with fit_threads():  # torch's own OpenMP threads: one, as in the trials
-            model.fit(data.X_train, data.y_train)
-        members.append(model)
-        preds.append(_raw(model, data.X_val))
-    weights, ens_score = greedy_weights(preds, data.y_val, task, metric)
-    single = score_raw(task, metric, data.y_val, preds[0])
+            members = [m.fit(data.X_train, data.y_train) for m in members]
+        preds = [_raw(m, data.X_val) for m in members]
+        scored_on = f"validation ({len(y)} rows)"
+    weights, ens_score = greedy_weights(preds, y, task, metric)
+    singles = [score_raw(task, metric, y, p) for p in preds]
+    single = singles[0]
+    for s_ in singles[1:]:
+        single = s_ if better(metric, s_, single) else single
     kept = [(m, w) for m, w in zip(members, weights) if w > 0]
     info = {
         "candidates": len(members),
         "members": len(kept),
         "val_score": ens_score,
         "best_single_val": single,
+        "scored_on": scored_on,
         "fit_s": round(time.time() - start, 2),
     }
+    keep = len(kept) > 1 and better(metric, ens_score, single)
     if progress is not None:
         progress(
             "ensemble",
-            f"{len(kept)} of {len(members)} top trials, val {metric} {ens_score:.4f} "
-            f"vs best single {single:.4f}: "
-            + ("kept" if len(kept) > 1 and better(metric, ens_score, single) else "not kept"),
+            f"{len(kept)} of {len(members)} candidates ({', '.join(m.name for m, _ in kept)}), "
+            f"{metric} {ens_score:.4f} vs best single {single:.4f} on {scored_on}: "
+            + ("kept" if keep else "not kept"),
         )
-    if len(kept) < 2 or not better(metric, ens_score, single):
+    if not keep:
         return None
-    n_outputs = data.n_outputs
-    return Ensemble(task, n_outputs, [m for m, _ in kept], [w for _, w in kept], ens_score, info)
+    return Ensemble(
+        task,
+        data.n_outputs,
+        [m for m, _ in kept],
+        [w for _, w in kept],
+        ens_score,
+        info,
+        fitted=not folds,
+    )
+
+
+def candidates(result: SearchResult) -> Any:
+    """Completed trials with the winner's ``k`` (so members share one input), distinct configs:
+    each family's best first (best family first), then the rest by score."""
+    board = result.leaderboard
+    metric = result.metric
+    k = "" if result.k is None else result.k
+    done = board[(board.status == "completed") & board[metric].notna()]
+    done = done[done.k.astype(str) == str(k)].drop_duplicates(subset=["family", "params"])
+    firsts = ~done.family.duplicated()
+    return pd.concat([done[firsts], done[~firsts]])
+
+
+def _member(spec: Any, data: Dataset, row: Any) -> Family:
+    cls = FAMILIES[row.family]
+    model = cls.for_data(
+        data, json.loads(row.params), seed=spec.data.seed, max_steps=spec.search.max_epochs
+    )
+    model.n_jobs = (
+        1  # OpenMP threads spin-wait badly on a loaded machine; small data: one is enough
+    )
+    if cls.kind == "torch":  # the trials' recipe settings (schedule, warm-up, clipping, AMP)
+        model.train_settings = spec.train
+    return model
+
+
+def out_of_fold(
+    model: Family, X: np.ndarray, y: np.ndarray, folds: int, *, seed: int
+) -> np.ndarray:
+    """``model``'s predictions for every row of ``X``, each from a fresh copy fitted without the
+    fold that holds the row (stratified for classification when every class has ``folds`` rows)."""
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    classification = model.task == "classification"
+    stratify = classification and np.bincount(y.astype(np.int64)).min() >= folds
+    split = (StratifiedKFold if stratify else KFold)(folds, shuffle=True, random_state=seed)
+    out = np.zeros((len(y), model.n_outputs if classification else 1), dtype=np.float32)
+    with fit_threads():  # torch's own OpenMP threads: one, as in the trials
+        for fit_rows, held in split.split(X, y):
+            m = model.fresh().fit(X[fit_rows], y[fit_rows])
+            out[held] = _raw(m, X[held])
+    return out
 
 
 def merge_onnx(

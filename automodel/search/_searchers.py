@@ -15,7 +15,8 @@ from typing import Any
 
 from ray.tune.search import ConcurrencyLimiter, Searcher
 
-from automodel.search._space import DefineByRun
+from automodel.search._families import cheapest_first
+from automodel.search._space import DefineByRun, default_params
 from automodel.spec import Spec
 
 SEARCHERS = ("tpe", "gp", "random", "grid")
@@ -150,6 +151,11 @@ def make_searcher(
     if study.trials:  # resumed: a sampler seeded afresh would redraw the first run's random trials
         seed = spec.data.seed + len(study.trials)
         study.sampler = make_sampler(s.searcher, seed=seed, num_samples=s.num_samples)
+    elif s.searcher in ("tpe", "gp"):
+        # each family's defaults first, cheapest family first: every family gets one sound
+        # configuration early, and a short budget meets a score soon
+        for family in cheapest_first(spaces)[: s.num_samples]:
+            study.enqueue_trial(default_params(family, spaces[family]))
     space = DefineByRun(spaces, k_range, flat=s.searcher == "gp")
     return ConcurrencyLimiter(
         OptunaSearcher(space, study, metric, mode), max_concurrent=s.max_concurrent

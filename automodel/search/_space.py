@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from automodel.models import FAMILIES
-from automodel.spec import Choice, Domain, Fixed, Int, Spec, grid_values, parse_space
+from automodel.spec import Choice, Domain, Fixed, Float, Int, Spec, grid_values, parse_space
 
 
 def family_spaces(
@@ -94,6 +94,21 @@ def _suggest_family(trial: Any, family: str, space: dict[str, Domain]) -> dict[s
         else:
             trial.suggest_float(key, d.low, d.high, log=d.log)
     return constants
+
+
+def default_params(family: str, space: dict[str, Domain]) -> dict[str, Any]:
+    """A family's default configuration as Optuna parameters (for ``study.enqueue_trial``): each
+    choice's first value, each range's middle (geometric on a log scale); fixed values are
+    constants, and not Optuna's."""
+    params: dict[str, Any] = {"family": family}
+    for name, d in space.items():
+        key = f"{family}.{name}"
+        if isinstance(d, Choice):
+            params[key + "#idx" if _needs_index(d) else key] = 0 if _needs_index(d) else d.values[0]
+        elif isinstance(d, (Int, Float)):
+            mid = float(np.sqrt(d.low * d.high)) if d.log else (d.low + d.high) / 2
+            params[key] = int(round(mid)) if isinstance(d, Int) else mid
+    return params
 
 
 def decode(config: dict[str, Any]) -> tuple[str, dict, int | None]:

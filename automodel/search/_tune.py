@@ -26,7 +26,7 @@ from automodel.data import Dataset
 from automodel.errors import ResourceError, SearchError
 from automodel.features import rank_features
 from automodel.metrics import MODES
-from automodel.search._families import default_families, with_families
+from automodel.search._families import cheapest_first, default_families, with_families
 from automodel.search._result import SearchResult, leaderboard_from
 from automodel.search._searchers import STUDY_FILE, make_searcher
 from automodel.search._space import decode, family_spaces, grid_configs, is_imbalanced
@@ -246,10 +246,6 @@ def _imbalanced(spec: Spec, dataset: Dataset) -> bool:
     return is_imbalanced(dataset.y_train, dataset.n_outputs)
 
 
-# Cheapest first: what a sweep whose budget ran out before any score fits in this process.
-FALLBACK_ORDER = ("logistic", "hist_gb", "lightgbm", "random_forest", "xgboost", "mlp", "cnn")
-
-
 def _fall_back(spec: Spec, dataset: Dataset, metric: str, board: Any) -> Any:
     """The budget ended before any trial reported: the cheapest searched family, at its defaults.
 
@@ -262,11 +258,7 @@ def _fall_back(spec: Spec, dataset: Dataset, metric: str, board: Any) -> Any:
     from automodel.search._result import _row
     from automodel.search._trainable import fit_defaults
 
-    searched = spec.search.families or []
-    family = min(
-        searched,
-        key=lambda f: FALLBACK_ORDER.index(f) if f in FALLBACK_ORDER else len(FALLBACK_ORDER),
-    )
+    family = cheapest_first(spec.search.families or [])[0]
     start = time.time()
     score, steps = fit_defaults(
         family,

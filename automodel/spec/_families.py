@@ -24,6 +24,10 @@ FAMILIES: dict[str, FamilyInfo] = {
     "random_forest": FamilyInfo(
         "sklearn", frozenset({"max_depth", "max_features", "min_samples_split", "n_estimators"})
     ),
+    "extra_trees": FamilyInfo(
+        "sklearn", frozenset({"max_depth", "max_features", "min_samples_split", "n_estimators"})
+    ),
+    "svm": FamilyInfo("sklearn", frozenset({"C", "gamma"})),
     "hist_gb": FamilyInfo(
         "sklearn", frozenset({"l2_regularization", "learning_rate", "max_iter", "max_leaf_nodes"})
     ),
