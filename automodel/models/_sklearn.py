@@ -206,7 +206,7 @@ class SVM(_SklearnFamily):
 
     name = "svm"
     fidelity = "iterations"
-    supports_class_weight = True
+    # no class weights: Platt scaling fits the probabilities back to the classes' real shares
 
     @classmethod
     def space(cls, task):
@@ -219,9 +219,7 @@ class SVM(_SklearnFamily):
         X = np.asarray(X, dtype=np.float32)
         gamma = float(self.params["gamma"]) / max(1e-12, X.shape[1] * float(X.var()))
         if self.task == "classification":
-            svc = SVC(
-                C=float(self.params["C"]), gamma=gamma, class_weight=self.params.get("class_weight")
-            )
+            svc = SVC(C=float(self.params["C"]), gamma=gamma)
             # Platt scaling on 3-fold decision values, then one SVC on every row (what
             # SVC(probability=True) did before scikit-learn 1.9 deprecated it)
             cv = max(2, min(3, int(np.bincount(np.asarray(y, dtype=np.int64)).min())))
