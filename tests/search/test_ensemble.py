@@ -67,6 +67,9 @@ def test_digits_ensemble_beats_its_best_member_and_exports_one_graph(digits, tmp
     ens = select_ensemble(spec, digits, _result("accuracy", trials))
     assert ens is not None and len(ens.members) >= 2
     assert ens.val_score > ens.info["best_single_val"]
+    assert ens.info["scored_on"].startswith(
+        "5-fold out-of-fold"
+    )  # a small table: not the val split
     assert sum(ens.weights) == pytest.approx(1.0)
     assert [m["family"] for m in ens.params["members"]] == [m.name for m in ens.members]
 
@@ -106,3 +109,24 @@ def test_regression_ensemble_graph_matches_and_single_candidates_give_none():
     # trials ASHA stopped early are partial models: never members; one candidate: no ensemble
     assert select_ensemble(spec, data, _result("r2", trials, status="stopped_early")) is None
     assert select_ensemble(spec, data, _result("r2", trials[:1])) is None
+
+
+def test_out_of_fold_rows_are_predicted_by_models_that_never_saw_them(digits):
+    """Each row's out-of-fold prediction equals scikit-learn's ``cross_val_predict`` on the same
+    stratified folds: the model that predicted it was fitted without it."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    from automodel.search._ensemble import out_of_fold
+
+    X = np.concatenate([digits.X_train, digits.X_val])
+    y = np.concatenate([digits.y_train, digits.y_val])
+    model = FAMILIES["logistic"].for_data(digits, {"C": 0.5, "max_iter": 500})
+    oof = out_of_fold(model, X, y, 5, seed=3)
+    folds = StratifiedKFold(5, shuffle=True, random_state=3)
+    want = cross_val_predict(
+        LogisticRegression(C=0.5, max_iter=500), X, y, cv=folds, method="predict_proba"
+    )
+    np.testing.assert_allclose(oof, want, atol=1e-5)
+    in_sample = model.fresh().fit(X, y).predict(X)
+    assert (oof.argmax(1) == y).mean() < (in_sample == y).mean()

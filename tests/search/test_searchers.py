@@ -83,6 +83,23 @@ def test_suggestions_decode_to_valid_family_params(name, tmp_path):
         assert 4 <= k <= 32
 
 
+@pytest.mark.parametrize("name", ["tpe", "gp"])
+def test_a_fresh_sweep_starts_with_each_familys_defaults_cheapest_first(name, tmp_path):
+    """Model-based searchers first try every family at its defaults, cheapest family first, so a
+    short budget meets a sound configuration of each; the resumed study does not enqueue again."""
+    spec = _spec(name)
+    path = tmp_path / "study.jsonl"
+    gen, spaces = _generator(spec, path)
+    first = [decode(c) for c in _step(gen, 2)]
+    assert [f for f, _, _ in first] == ["logistic", "random_forest"]
+    for family, params, _ in first:
+        want = FAMILIES[family].defaults("classification")
+        assert params == {p: want[p] for p in spaces[family]}, (family, params)
+    reopened, _ = _generator(spec, path)
+    study = optuna_study(reopened.searcher)
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]  # none re-enqueued
+
+
 @pytest.mark.parametrize("name", MODEL_SEARCHERS)
 def test_reopened_journal_holds_the_told_trials(name, tmp_path):
     """A searcher built on the journal a killed sweep left sees every trial told before, with its
