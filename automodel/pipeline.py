@@ -205,8 +205,8 @@ def run(
         # search.ensemble: the top trials' weighted average, if it beats the best on val
         ensemble = None
         if spec.search.ensemble and spec.compress is None and data.stream is None:
-            # members are fitted twice (to choose the weights, then refitted): half of what is left
-            left = None if deadline is None else (deadline - time.time() - tail) / 2
+            # choosing the members and their final refit share what the tail leaves
+            left = None if deadline is None else deadline - time.time() - tail
             ensemble = select_ensemble(spec, data, result, progress=progress, budget_s=left)
         if ensemble is not None:  # its members refitted on train + validation, with train.refit
             model = ensemble.final(data, refit=spec.train.refit)

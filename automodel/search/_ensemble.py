@@ -147,27 +147,18 @@ def select_ensemble(
     ``OOF_MAX_ROWS`` train + validation rows the weights are chosen on ``OOF_FOLDS``-fold
     out-of-fold predictions over train + validation: a validation split of a few hundred rows is
     too noisy to pick weights on (one row of 50 is 2 points of r2's denominator). Larger tables
-    use the validation split. ``budget_s`` caps the candidates' estimated fitting time further (a
-    run's time budget).
+    use the validation split, and so do small ones when the winner's out-of-fold fits would not
+    fit ``budget_s`` (what a run's time budget leaves for the ensemble and its refit).
     """
     start = time.time()
     metric, task = result.metric, data.task
     rows_all = len(data.X_train) + len(data.X_val)
+    board = candidates(result)
     folds = OOF_FOLDS if rows_all <= OOF_MAX_ROWS else 0
-    # a candidate costs its trial's time once on the validation split, about `folds` times out of fold
-    cost = max(1, folds)
-    budget = max(5.0, ENSEMBLE_TIME_SHARE * cost * result.wall_s)
-    if budget_s is not None:
-        budget = min(budget, budget_s)
-    rows, spent = [], 0.0
-    for _, row in candidates(result).iterrows():
-        took = cost * float(row.time_s)
-        if spent + took > budget:
-            continue  # a cheaper candidate further down may still fit
-        rows.append(row)
-        spent += took
-        if len(rows) == MAX_MEMBERS:
-            break
+    rows = _within_budget(board, folds, result.wall_s, budget_s)
+    if folds and not rows:  # the winner's out-of-fold fits would not fit: weigh on validation
+        folds = 0
+        rows = _within_budget(board, folds, result.wall_s, budget_s)
     if len(rows) < 2:
         return None
     members = [_member(spec, data, row) for row in rows]
@@ -184,9 +175,7 @@ def select_ensemble(
         scored_on = f"validation ({len(y)} rows)"
     weights, ens_score = greedy_weights(preds, y, task, metric)
     singles = [score_raw(task, metric, y, p) for p in preds]
-    single = singles[0]
-    for s_ in singles[1:]:
-        single = s_ if better(metric, s_, single) else single
+    single = max(singles) if _maximize(metric) else min(singles)
     kept = [(m, w) for m, w in zip(members, weights) if w > 0]
     info = {
         "candidates": len(members),
@@ -217,9 +206,36 @@ def select_ensemble(
     )
 
 
+def _within_budget(board: Any, folds: int, sweep_s: float, budget_s: float | None) -> list[Any]:
+    """The candidates whose estimated fits fit the budget, the winner (first row) always among
+    them: [] when even it does not fit.
+
+    A candidate costs about its trial's time a fit: ``folds`` fits out of fold (each on
+    (folds - 1) / folds of train + validation, about a trial's rows), one on the validation split;
+    then one more for the final refit. ``budget_s`` (what a run's time budget leaves, refit
+    included) is shared accordingly; without it, ``ENSEMBLE_TIME_SHARE`` of the sweep's time a fit.
+    """
+    fits = max(1, folds)
+    budget = max(5.0, ENSEMBLE_TIME_SHARE * fits * sweep_s)
+    if budget_s is not None:
+        budget = min(budget, budget_s * fits / (fits + 1))
+    rows, spent = [], 0.0
+    for _, row in board.iterrows():
+        took = fits * float(row.time_s)
+        if spent + took > budget:
+            if not rows:
+                return []  # no ensemble without the best trial
+            continue  # a cheaper candidate further down may still fit
+        rows.append(row)
+        spent += took
+        if len(rows) == MAX_MEMBERS:
+            break
+    return rows
+
+
 def candidates(result: SearchResult) -> Any:
     """Completed trials with the winner's ``k`` (so members share one input), distinct configs:
-    each family's best first (best family first), then the rest by score."""
+    each family's best first (best family first, so the winner leads), then the rest by score."""
     board = result.leaderboard
     metric = result.metric
     k = "" if result.k is None else result.k
