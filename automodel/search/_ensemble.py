@@ -5,10 +5,10 @@ few of them usually beats the single best. Candidates are each family's best com
 then the next best (same ``k`` as the winner, so they share one input), refitted here on the
 driver with the trial's own settings: the sweep's models live in trial processes that are gone.
 Greedy selection with replacement picks the weights (a member picked 3 times of 20 weighs 0.15),
-on out-of-fold predictions over train + validation for tables of up to ``OOF_MAX_ROWS`` rows and
-on the validation split above that; the ensemble is kept only when it beats the best candidate
-scored the same way. Candidates are capped by the time their trials took
-(``ENSEMBLE_TIME_SHARE`` of the sweep's wall time per fit of each).
+on out-of-fold predictions over train + validation when the validation split has under
+``OOF_BELOW_VAL_ROWS`` rows and on the validation split above that; the ensemble is kept only
+when it beats the best candidate scored the same way. Candidates are capped by the time their
+trials took (``ENSEMBLE_TIME_SHARE`` of the sweep's wall time per fit of each).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ MAX_MEMBERS = 8
 ROUNDS = 20
 ENSEMBLE_TIME_SHARE = 0.25  # of the sweep's wall time, for fitting the candidates once
 OOF_FOLDS = 5
-OOF_MAX_ROWS = 20_000  # train + validation rows up to which weights are chosen out of fold
+OOF_BELOW_VAL_ROWS = 1_000  # validation rows below which candidates are scored out of fold
 
 
 @dataclass
@@ -143,22 +143,18 @@ def select_ensemble(
 
     ``data`` holds the winner's features (``k``) already selected, as the final fit sees them.
     Candidates are the best completed trial of each family, then the next best overall (a mix of
-    families errs differently, which is what averaging needs). On tables of up to
-    ``OOF_MAX_ROWS`` train + validation rows the weights are chosen on ``OOF_FOLDS``-fold
-    out-of-fold predictions over train + validation: a validation split of a few hundred rows is
-    too noisy to pick weights on (one row of 50 is 2 points of r2's denominator). Larger tables
-    use the validation split, and so do small ones when the winner's out-of-fold fits would not
-    fit ``budget_s`` (what a run's time budget leaves for the ensemble and its refit).
+    families errs differently, which is what averaging needs). With a validation split under
+    ``OOF_BELOW_VAL_ROWS`` rows, too noisy to pick weights or even the winner on (one row of 50
+    moves r2 by points), the candidates are scored on ``OOF_FOLDS``-fold out-of-fold predictions
+    over train + validation, and those whose fits would not fit ``budget_s`` (what a run's time
+    budget leaves for the ensemble and its refit) are left out, the winner too. Larger splits
+    score on validation, as the search did, and need the winner among the candidates.
     """
     start = time.time()
     metric, task = result.metric, data.task
-    rows_all = len(data.X_train) + len(data.X_val)
     board = candidates(result)
-    folds = OOF_FOLDS if rows_all <= OOF_MAX_ROWS else 0
-    rows = _within_budget(board, folds, result.wall_s, budget_s)
-    if folds and not rows:  # the winner's out-of-fold fits would not fit: weigh on validation
-        folds = 0
-        rows = _within_budget(board, folds, result.wall_s, budget_s)
+    folds = OOF_FOLDS if len(data.X_val) < OOF_BELOW_VAL_ROWS else 0
+    rows = _within_budget(board, folds, result.wall_s, budget_s, keep_winner=not folds)
     if len(rows) < 2:
         return None
     members = [_member(spec, data, row) for row in rows]
@@ -206,9 +202,11 @@ def select_ensemble(
     )
 
 
-def _within_budget(board: Any, folds: int, sweep_s: float, budget_s: float | None) -> list[Any]:
-    """The candidates whose estimated fits fit the budget, the winner (first row) always among
-    them: [] when even it does not fit.
+def _within_budget(
+    board: Any, folds: int, sweep_s: float, budget_s: float | None, *, keep_winner: bool
+) -> list[Any]:
+    """The candidates whose estimated fits fit the budget; with ``keep_winner``, [] unless the
+    winner (the first row) is among them.
 
     A candidate costs about its trial's time a fit: ``folds`` fits out of fold (each on
     (folds - 1) / folds of train + validation, about a trial's rows), one on the validation split;
@@ -223,8 +221,8 @@ def _within_budget(board: Any, folds: int, sweep_s: float, budget_s: float | Non
     for _, row in board.iterrows():
         took = fits * float(row.time_s)
         if spent + took > budget:
-            if not rows:
-                return []  # no ensemble without the best trial
+            if keep_winner and not rows:
+                return []  # scored on validation as the search was: not without its winner
             continue  # a cheaper candidate further down may still fit
         rows.append(row)
         spent += took
