@@ -211,12 +211,14 @@ def _within_budget(
     A candidate costs about its trial's time a fit: ``folds`` fits out of fold (each on
     (folds - 1) / folds of train + validation, about a trial's rows), one on the validation split;
     then one more for the final refit. ``budget_s`` (what a run's time budget leaves, refit
-    included) is shared accordingly; without it, ``ENSEMBLE_TIME_SHARE`` of the sweep's time a fit.
+    included) is shared accordingly, with one fit's share more kept back for what the estimate
+    misses (a trial's time is measured inside it; the driver's fits run beside Ray's processes);
+    without it, ``ENSEMBLE_TIME_SHARE`` of the sweep's time a fit.
     """
     fits = max(1, folds)
     budget = max(5.0, ENSEMBLE_TIME_SHARE * fits * sweep_s)
     if budget_s is not None:
-        budget = min(budget, budget_s * fits / (fits + 1))
+        budget = min(budget, budget_s * fits / (fits + 2))
     rows, spent = [], 0.0
     for _, row in board.iterrows():
         took = fits * float(row.time_s)
