@@ -80,6 +80,14 @@ def test_digits_ensemble_beats_its_best_member_and_exports_one_graph(digits, tmp
     out = session.run([output], {"input": digits.X_test})[0]
     np.testing.assert_allclose(out, final.predict_raw(digits.X_test), atol=1e-5)
     assert score_raw("classification", "accuracy", digits.y_test, out) > 0.95
+    # chosen out of fold, the members were never fitted on a whole split: without a refit they
+    # are fitted on the training split alone
+    unrefit = ens.final(digits, refit=False)
+    assert not unrefit.info["refit"]
+    assert (
+        score_raw("classification", "accuracy", digits.y_test, unrefit.predict_raw(digits.X_test))
+        > 0.95
+    )
 
 
 def test_regression_ensemble_graph_matches_and_single_candidates_give_none():
