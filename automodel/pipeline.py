@@ -202,7 +202,7 @@ def run(
         ranking = feature_ranking(spec, dataset) if result.k is not None else None
         data = dataset.select(top_k(ranking, result.k) if ranking is not None else None)
         record_features(run_dir, spec, dataset, ranking, result.k)
-        # search.ensemble: the top trials' weighted average, if it beats the best on val
+        # search.ensemble: the top trials' weighted average, if it beats the best single model
         ensemble = None
         if spec.search.ensemble and spec.compress is None and data.stream is None:
             # choosing the members and their final refit share what the tail leaves
