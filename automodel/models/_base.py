@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from automodel.spec._space import Domain, Fixed
+from automodel.spec._space import Domain, default_value
 
 
 class Family(ABC):
@@ -83,18 +83,7 @@ class Family(ABC):
     @classmethod
     def defaults(cls, task: str) -> dict[str, Any]:
         """Parameters used when nothing is searched: the middle of the space, or its fixed value."""
-        from automodel.spec._space import Choice, Float, Int
-
-        out = {}
-        for k, d in cls.space(task).items():
-            if isinstance(d, Fixed):
-                out[k] = d.value
-            elif isinstance(d, Choice):
-                out[k] = d.values[0]
-            elif isinstance(d, (Float, Int)):
-                mid = float(np.sqrt(d.low * d.high)) if d.log else (d.low + d.high) / 2
-                out[k] = int(round(mid)) if isinstance(d, Int) else mid
-        return out
+        return {k: default_value(d) for k, d in cls.space(task).items()}
 
     @classmethod
     def param_names(cls) -> set[str]:

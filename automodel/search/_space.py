@@ -12,7 +12,16 @@ from typing import Any
 import numpy as np
 
 from automodel.models import FAMILIES
-from automodel.spec import Choice, Domain, Fixed, Float, Int, Spec, grid_values, parse_space
+from automodel.spec import (
+    Choice,
+    Domain,
+    Fixed,
+    Int,
+    Spec,
+    default_value,
+    grid_values,
+    parse_space,
+)
 
 
 def family_spaces(
@@ -103,11 +112,10 @@ def default_params(family: str, space: dict[str, Domain]) -> dict[str, Any]:
     params: dict[str, Any] = {"family": family}
     for name, d in space.items():
         key = f"{family}.{name}"
-        if isinstance(d, Choice):
-            params[key + "#idx" if _needs_index(d) else key] = 0 if _needs_index(d) else d.values[0]
-        elif isinstance(d, (Int, Float)):
-            mid = float(np.sqrt(d.low * d.high)) if d.log else (d.low + d.high) / 2
-            params[key] = int(round(mid)) if isinstance(d, Int) else mid
+        if isinstance(d, Choice) and _needs_index(d):
+            params[key + "#idx"] = 0  # the first value, by index
+        elif not isinstance(d, Fixed):
+            params[key] = default_value(d)
     return params
 
 

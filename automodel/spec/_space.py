@@ -102,3 +102,14 @@ def grid_values(domain: Domain, points: int = 3) -> list:
     if isinstance(domain, Int):
         return sorted({int(round(v)) for v in vals})
     return [float(v) for v in vals]
+
+
+def default_value(domain: Domain) -> Any:
+    """A domain's default: the fixed value, a choice's first value, or a range's middle
+    (geometric on a log scale; rounded for integers)."""
+    if isinstance(domain, Fixed):
+        return domain.value
+    if isinstance(domain, Choice):
+        return domain.values[0]
+    mid = (domain.low * domain.high) ** 0.5 if domain.log else (domain.low + domain.high) / 2
+    return int(round(mid)) if isinstance(domain, Int) else float(mid)
