@@ -106,7 +106,7 @@ def leaderboard_from(trials: list, metric: str, journal: Any = None) -> pd.DataF
                 m.get(metric),
                 iters,
                 status,
-                m.get("time_total_s", 0.0),
+                m.get("fit_s", m.get("time_total_s", 0.0)),
                 m.get("device"),
             )
         )

@@ -55,9 +55,12 @@ def run_trial(
     ``train`` (the spec's ``TrainSpec``): torch families train with the final fit's recipe
     settings (schedule, warm-up, clipping, AMP) and report their device, lr and recipe.
     """
+    import time
+
     import torch
     from ray import tune
 
+    began = time.time()  # the trial's own time: not the imports of an actor's first trial
     torch.set_num_threads(1)  # a trial owns one CPU; more threads only fight the other trials
     family, params, k = decode(config)
     d = dataset.select(top_k(ranking, k) if ranking is not None else None)
@@ -84,6 +87,7 @@ def run_trial(
                 "loss": float(np.mean(losses)) if losses else None,
                 "n_steps": n_steps,
                 "fidelity": fidelity(step, n_steps, max_steps),
+                "fit_s": time.time() - began,
                 # torch: lr, device ("cuda" on a GPU the trial reserved), bf16, recipe identity
                 **getattr(folds[0][0], "last_epoch_", {"device": "cpu"}),
             }

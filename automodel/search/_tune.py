@@ -26,11 +26,11 @@ from automodel.data import Dataset
 from automodel.errors import ResourceError, SearchError
 from automodel.features import rank_features
 from automodel.metrics import MODES
+from automodel.search._entry import run_trial
 from automodel.search._families import cheapest_first, default_families, with_families
 from automodel.search._result import SearchResult, leaderboard_from
 from automodel.search._searchers import STUDY_FILE, make_searcher
 from automodel.search._space import decode, family_spaces, grid_configs, is_imbalanced
-from automodel.search._trainable import run_trial
 from automodel.spec import Spec
 
 EXPERIMENT = "tune"

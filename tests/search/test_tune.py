@@ -148,6 +148,28 @@ def test_fractional_cpus_pack_more_trials_than_cores(ray_cluster, digits, tmp_pa
     assert running.max_running > 2  # the local Ray has 2 CPUs
 
 
+def test_short_trials_run_two_at_a_time_on_two_cpus(ray_cluster, digits, tmp_path):
+    """Trials of milliseconds still fill both CPUs. A trial actor that imported torch and
+    scikit-learn at its creation took seconds to start; each short trial ended first, Tune gave
+    the next trial the finished trial's actor and stopped the starting one: one trial at a time."""
+    spec = _spec(families=["logistic"], scheduler="fifo", num_samples=10, max_concurrent=2)
+    running = _MaxRunning()
+    tune(spec, digits, tmp_path, callbacks=[running])
+    assert running.max_running == 2
+
+
+def test_a_trial_actor_starts_without_the_heavy_imports():
+    """What Ray unpickles to create a trial actor imports none of torch, scikit-learn, LightGBM,
+    pandas or Optuna: they load in the actor's first trial."""
+    import subprocess
+    import sys
+
+    heavy = ("torch", "sklearn", "lightgbm", "pandas", "optuna", "ray.tune")
+    code = f"import sys, automodel.search._entry; print([m for m in {heavy!r} if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 def test_a_trial_that_cannot_fit_is_an_error_not_a_hang(ray_cluster, digits, tmp_path):
     with pytest.raises(
         ResourceError,
