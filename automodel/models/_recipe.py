@@ -196,17 +196,22 @@ def train_epoch(
 
 @contextlib.contextmanager
 def fit_threads() -> Iterator[None]:
-    """One torch thread for a fit on the driver (in-process final fit, ensemble refit), restored
+    """One thread for a fit on the driver (in-process final fit, ensemble refit), restored
     afterwards.
 
     The driver shares its cores with Ray's processes (and other work): OpenMP threads that spin
     while they wait made an epoch of digits 10x slower at load average 14 (1.1-2.6 s with 2
     threads against 0.2-0.3 s with one). Search trials run one thread each too.
     """
+    from threadpoolctl import threadpool_limits
+
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        yield
+        # and every OpenMP / BLAS pool (HistGB, LightGBM, NumPy): torch's setting reaches them
+        # only when they share its OpenMP runtime, which depends on which library loaded first
+        with threadpool_limits(1):
+            yield
     finally:
         torch.set_num_threads(before)
 

@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from automodel.data import Dataset
 from automodel.features import top_k
@@ -61,7 +62,11 @@ def run_trial(
     from ray import tune
 
     began = time.time()  # the trial's own time: not the imports of an actor's first trial
-    torch.set_num_threads(1)  # a trial owns one CPU; more threads only fight the other trials
+    # a trial owns one CPU; more threads only fight the other trials (OpenMP threads spin-wait).
+    # torch's setting reaches LightGBM's and HistGB's OpenMP pool only when they happen to share
+    # its runtime, so every pool is limited too.
+    torch.set_num_threads(1)
+    threadpool_limits(1)
     family, params, k = decode(config)
     d = dataset.select(top_k(ranking, k) if ranking is not None else None)
     cls = FAMILIES[family]
