@@ -196,12 +196,12 @@ def train_epoch(
 
 @contextlib.contextmanager
 def fit_threads() -> Iterator[None]:
-    """One thread for a fit on the driver (in-process final fit, ensemble refit), restored
-    afterwards.
+    """One thread for a fit (a search trial; on the driver, an in-process final fit or the
+    ensemble's fits), restored afterwards.
 
     The driver shares its cores with Ray's processes (and other work): OpenMP threads that spin
     while they wait made an epoch of digits 10x slower at load average 14 (1.1-2.6 s with 2
-    threads against 0.2-0.3 s with one). Search trials run one thread each too.
+    threads against 0.2-0.3 s with one). A trial owns one CPU beside other trials.
     """
     from threadpoolctl import threadpool_limits
 

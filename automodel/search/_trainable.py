@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from automodel.data import Dataset
 from automodel.features import top_k
 from automodel.metrics import score_raw
 from automodel.models import FAMILIES
+from automodel.models._recipe import fit_threads
 from automodel.search._space import decode
 
 
@@ -56,17 +57,9 @@ def run_trial(
     ``train`` (the spec's ``TrainSpec``): torch families train with the final fit's recipe
     settings (schedule, warm-up, clipping, AMP) and report their device, lr and recipe.
     """
-    import time
-
-    import torch
     from ray import tune
 
     began = time.time()  # the trial's own time: not the imports of an actor's first trial
-    # a trial owns one CPU; more threads only fight the other trials (OpenMP threads spin-wait).
-    # torch's setting reaches LightGBM's and HistGB's OpenMP pool only when they happen to share
-    # its runtime, so every pool is limited too.
-    torch.set_num_threads(1)
-    threadpool_limits(1)
     family, params, k = decode(config)
     d = dataset.select(top_k(ranking, k) if ranking is not None else None)
     cls = FAMILIES[family]
@@ -79,24 +72,26 @@ def run_trial(
     else:
         folds = [(make(), d.X_train, d.y_train, d.X_val, d.y_val)]
     n_steps = folds[0][0].n_steps()
-    for step in range(1, n_steps + 1):
-        losses, scores = [], []
-        for model, Xt, yt, Xv, yv in folds:
-            loss = model.step(Xt, yt)
-            if loss is not None:
-                losses.append(loss)
-            scores.append(evaluate(model, Xv, yv, metric))
-        tune.report(
-            {
-                metric: float(np.mean(scores)),
-                "loss": float(np.mean(losses)) if losses else None,
-                "n_steps": n_steps,
-                "fidelity": fidelity(step, n_steps, max_steps),
-                "fit_s": time.time() - began,
-                # torch: lr, device ("cuda" on a GPU the trial reserved), bf16, recipe identity
-                **getattr(folds[0][0], "last_epoch_", {"device": "cpu"}),
-            }
-        )
+    # a trial owns one CPU: more threads (torch's, OpenMP's, BLAS's) only fight the other trials
+    with fit_threads():
+        for step in range(1, n_steps + 1):
+            losses, scores = [], []
+            for model, Xt, yt, Xv, yv in folds:
+                loss = model.step(Xt, yt)
+                if loss is not None:
+                    losses.append(loss)
+                scores.append(evaluate(model, Xv, yv, metric))
+            tune.report(
+                {
+                    metric: float(np.mean(scores)),
+                    "loss": float(np.mean(losses)) if losses else None,
+                    "n_steps": n_steps,
+                    "fidelity": fidelity(step, n_steps, max_steps),
+                    "fit_s": time.time() - began,
+                    # torch: lr, device ("cuda" on a GPU the trial reserved), bf16, recipe identity
+                    **getattr(folds[0][0], "last_epoch_", {"device": "cpu"}),
+                }
+            )
 
 
 def _model(
