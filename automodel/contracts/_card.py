@@ -1,7 +1,7 @@
 """The model card (``artifact/card.json``): what training, compression and serving agree on.
 
 Written by :func:`automodel.artifact.write_artifact` (the pipeline builds it, compress rewrites
-it); read by serve, compress and the report through :func:`automodel.artifact.read_artifact`.
+it) after every other file, with their hashes (``files``); read by serve, compress and the report through :func:`automodel.artifact.read_artifact`.
 """
 
 from __future__ import annotations
@@ -65,7 +65,10 @@ class TrainInfo(_Part):
     epoch_s: float | None = None
     overhead_s: float | None = None
     resumed_after_epoch: list[int] = Field(default_factory=list)
+    # the rows the final fit learned from, of the rows it had (train, + validation after a
+    # refit; on streamed data every such row in the files, not the search's sample)
     rows_seen: int | None = None
+    rows_available: int | None = None
 
 
 class Metrics(_Part):
@@ -163,6 +166,13 @@ class Compression(_Part):
     reason: str | None = None
 
 
+class FileHash(_Part):
+    """One file of the artifact as the writer left it (the card's ``files``)."""
+
+    sha256: str
+    size_bytes: int
+
+
 class Card(Contract):
     """``artifact/card.json``.
 
@@ -192,6 +202,9 @@ class Card(Contract):
     automodel_version: str | None = None
     ray_version: str | None = None
     onnx: OnnxInfo | None = None
+    # every other file of the artifact, by name: a reader refuses one whose bytes differ. Cards
+    # from before it have none (older artifacts still load); write_artifact always fills it.
+    files: dict[str, FileHash] | None = None
 
     @property
     def restart_epochs(self) -> list[int]:
