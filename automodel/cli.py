@@ -16,7 +16,8 @@ from automodel import __version__
 from automodel.errors import AutomodelError
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser for the command ``argv`` names (None: every command)."""
     p = argparse.ArgumentParser(
         prog="automodel", description="Train, optimize and deploy models on Ray."
     )
@@ -51,26 +52,42 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("spec")
     s.add_argument("--out")
 
-    # Stage packages add their own commands (compress, serve, deploy, submit, report). Each
-    # module's add_parsers(sub) must stay cheap to import: no torch or ray at module level.
-    for module in _stage_cli_modules():
+    # Stage packages add their own commands (compress, serve, deploy, submit, report, predict).
+    # Importing a stage's CLI module imports its package (e.g. compress loads scikit-learn and
+    # torch: 2 s), so only the modules the command needs are imported; help and an unknown
+    # command import them all.
+    for module in _stage_cli_modules(argv):
         module.add_parsers(sub)
     return p
 
 
-STAGE_CLIS = (
-    "automodel.compress._cli",
-    "automodel.serve._cli",
-    "automodel.cluster.launch._cli",
-    "automodel.report._cli",
-    "automodel.predict._cli",
-)
+# Each stage CLI module and the commands it adds (or extends: `deploy --docker` is added by the
+# cluster's launcher, after serve's `deploy`), in the order their add_parsers must run.
+STAGE_CLIS = {
+    "automodel.compress._cli": ("compress",),
+    "automodel.serve._cli": ("serve", "deploy"),
+    "automodel.cluster.launch._cli": ("submit", "deploy"),
+    "automodel.report._cli": ("report",),
+    "automodel.predict._cli": ("predict",),
+}
+CORE_COMMANDS = ("run", "validate", "tune", "train")
 
 
-def _stage_cli_modules():
+def _stage_cli_modules(argv: list[str] | None):
+    """The stage CLI modules ``argv``'s command needs: its own; none for a core command,
+    ``--version`` or no command; all for help and an unknown command (argparse lists them)."""
     import importlib
 
-    for name in STAGE_CLIS:
+    names = list(STAGE_CLIS)
+    if argv is not None:
+        # the command word: the first argument that is not an option (global options take no value)
+        command = next((a for a in argv if not a.startswith("-")), None)
+        owners = [name for name, commands in STAGE_CLIS.items() if command in commands]
+        if command in CORE_COMMANDS or (command is None and not {"-h", "--help"} & set(argv)):
+            names = []
+        elif owners:
+            names = owners
+    for name in names:
         try:
             yield importlib.import_module(name)
         except ModuleNotFoundError as exc:
@@ -79,7 +96,8 @@ def _stage_cli_modules():
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = _parser(argv).parse_args(argv)
     if not args.debug:
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", category=FutureWarning)
@@ -127,29 +145,32 @@ def _dispatch(args) -> int:
         print(dump_spec(_load(args)), end="")
         return 0
     if cmd == "run":
-        from automodel.pipeline import run
-
         if args.time_budget is not None and args.time_budget <= 0:
             print(f"--time-budget: must be > 0 seconds, got {args.time_budget:g}", file=sys.stderr)
             return 2
-        result = run(_load(args), args.out, time_budget_s=args.time_budget, started=_started())
+        spec = _load(args)  # a spec or data-path error in well under a second: before any import
+        from automodel.pipeline import run
+
+        result = run(spec, args.out, time_budget_s=args.time_budget, started=_started())
         print(
             f"best family: {result.artifact.card.family}  test {result.metric}: {result.test_score:.4f}  "
             f"run directory: {result.run_dir}"
         )
         return 0
     if cmd == "tune":
+        spec = _load(args)
         from automodel.stages import tune_stage
 
-        result = tune_stage(_load(args), args.out, resume=args.resume)
+        result = tune_stage(spec, args.out, resume=args.resume)
         print(
             f"best: {result.family} {result.metric}={result.score:.4f}  leaderboard: {Path(result.path).parent / 'leaderboard.csv'}"
         )
         return 0
     if cmd == "train":
+        spec = _load(args)
         from automodel.stages import train_stage
 
-        artifact = train_stage(_load(args), args.out)
+        artifact = train_stage(spec, args.out)
         metric = artifact.card.metric
         print(
             f"trained {artifact.card.family}: test {metric} {artifact.card.metrics.test[metric]:.4f}  "
