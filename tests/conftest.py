@@ -91,3 +91,21 @@ def run_cli(
         timeout=timeout,
         env=full_env,
     )
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A local S3 endpoint (moto) for the session, started on first use, stopped by its handle."""
+    from tests._s3 import S3Server
+
+    server = S3Server()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def s3(s3_server, monkeypatch):
+    """``s3://<a new bucket>``, with this test's environment pointed at the local endpoint."""
+    for key, value in s3_server.env.items():
+        monkeypatch.setenv(key, value)
+    return f"s3://{s3_server.bucket()}"

@@ -6,7 +6,7 @@ skipped — and mapped to its unit (a stage package, or a top-level module). An 
 one of a higher layer, an arrow between two different units of the same stage layer, or a cycle
 between units fails the test. The layering (docs/ and README.md "Where things live"):
 
-    contracts, errors, progress, metrics            (bottom: import nothing of ours but each other)
+    contracts, errors, progress, metrics, storage   (bottom: import nothing of ours but each other)
     → spec → cluster (runtime, auth, preflight: usable by every stage below the top)
     → data → features → models → search | train → artifact → report → compress → serve | predict
     → serve_apps → top: cluster.launch (jobs, submit, docker), pipeline, stages, cli, jobs/
@@ -36,6 +36,7 @@ LAYERS: list[tuple[str, ...]] = [
         "automodel.errors",
         "automodel.progress",
         "automodel.metrics",
+        "automodel.storage",
     ),
     ("automodel.spec",),
     ("automodel.cluster",),

@@ -1,0 +1,63 @@
+"""Where automodel reads and writes: a local path or a URI (``s3://``, ``gs://``, ``hdfs://``,
+``file://``) through ``pyarrow.fs``; run directories in object storage through a staging folder.
+
+The one module that tells a URI from a path (see docs/cluster.md).
+"""
+
+from automodel.storage._paths import (
+    Location,
+    StorageError,
+    basename,
+    delete,
+    display,
+    download,
+    exists,
+    filesystem,
+    is_dir,
+    is_file,
+    is_uri,
+    join,
+    listdir,
+    open_input,
+    open_output,
+    parent,
+    read_bytes,
+    read_text,
+    resolve,
+    scheme,
+    upload,
+    write_bytes,
+    write_text,
+)
+from automodel.storage._staging import cache_root, location_of, publish, remote_of, stage
+
+__all__ = [
+    "Location",
+    "StorageError",
+    "basename",
+    "cache_root",
+    "delete",
+    "display",
+    "download",
+    "exists",
+    "filesystem",
+    "is_dir",
+    "is_file",
+    "is_uri",
+    "join",
+    "listdir",
+    "location_of",
+    "open_input",
+    "open_output",
+    "parent",
+    "publish",
+    "read_bytes",
+    "read_text",
+    "remote_of",
+    "resolve",
+    "scheme",
+    "stage",
+    "upload",
+    "write_bytes",
+    "write_text",
+]
