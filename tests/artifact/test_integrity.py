@@ -1,0 +1,71 @@
+"""Artifacts appear whole or not at all: card.json last, with every file's sha256; a reader
+refuses a missing card or a changed byte with one line; an artifact at an s3:// URI is read into
+this node's cache, keyed by its content. Real files, a real S3 endpoint (moto), no Ray."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from automodel import storage
+from automodel.artifact import read_artifact
+from automodel.errors import ArtifactError
+from tests.artifact.test_contracts import artifact, iris, model  # noqa: F401 - fixtures
+
+
+def _flip_a_byte(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def test_card_lists_every_file_with_its_hash(artifact):  # noqa: F811
+    card = json.loads((artifact.path / "card.json").read_text())
+    assert set(card["files"]) == {"model.onnx", "preprocess.json"}
+    assert len(card["files"]["model.onnx"]["sha256"]) == 64
+    assert read_artifact(artifact.path).card.files == artifact.card.files
+
+
+@pytest.mark.parametrize("name", ["model.onnx", "preprocess.json"])
+def test_a_changed_byte_is_refused_with_one_line(artifact, name):  # noqa: F811
+    _flip_a_byte(artifact.path / name)
+    with pytest.raises(ArtifactError) as err:
+        read_artifact(artifact.path)
+    msg = str(err.value)
+    assert "\n" not in msg and name in msg and "does not match card.json" in msg, msg
+
+
+def test_without_its_card_an_artifact_is_refused(artifact):  # noqa: F811
+    (artifact.path / "card.json").unlink()
+    with pytest.raises(ArtifactError, match="card.json is missing"):
+        read_artifact(artifact.path)
+
+
+def test_an_s3_artifact_loads_through_a_cache_keyed_by_content(artifact, s3, tmp_path, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("AUTOMODEL_CACHE", str(tmp_path / "cache"))
+    uri = f"{s3}/artifacts/iris"
+    storage.upload(artifact.path, uri, last=("card.json",))
+    got = read_artifact(uri)
+    assert got.source == uri and got.card.files == artifact.card.files
+    assert got.path.parent == tmp_path / "cache" / "artifacts"
+    assert read_artifact(uri).path == got.path  # the second read is the cached copy
+    assert not list(tmp_path.rglob("s3:*"))
+    # a changed byte in object storage is refused on the way into a fresh cache
+    shutil.rmtree(tmp_path / "cache")
+    bad = tmp_path / "bad"
+    shutil.copytree(artifact.path, bad)
+    _flip_a_byte(bad / "model.onnx")
+    storage.write_bytes(f"{uri}/model.onnx", (bad / "model.onnx").read_bytes())
+    with pytest.raises(ArtifactError, match=r"iris: model.onnx does not match card.json"):
+        read_artifact(uri)
+    assert not (tmp_path / "cache" / "artifacts").exists() or not any(
+        p.name[0] != "." for p in (tmp_path / "cache" / "artifacts").iterdir()
+    )
+    # no card at the URI: never finished (card.json is written last)
+    storage.delete(f"{uri}/card.json")
+    with pytest.raises(ArtifactError, match="card.json is missing"):
+        read_artifact(uri)
+    with pytest.raises(ArtifactError, match="does not exist"):
+        read_artifact(f"{s3}/artifacts/nothing")
