@@ -59,7 +59,7 @@ def training_section(data: RunData) -> str | None:
         return note("No final model: this run did not train (artifact/card.json is absent).")
     train = card.train or TrainInfo()
     facts = table(
-        ["family", "params", "workers", "GPU", "epochs", "restarts", "wall time"],
+        ["family", "params", "workers", "GPU", "epochs", "restarts", "rows seen", "wall time"],
         [
             [
                 escape(str(card.family)),
@@ -68,6 +68,8 @@ def training_section(data: RunData) -> str | None:
                 "yes" if train.use_gpu else "no",
                 num(train.epochs),
                 num(train.restarts),
+                # the rows the final fit learned from, of the rows it had
+                f"{num(train.rows_seen)} of {num(train.rows_available)}",
                 f"{num(train.wall_s, 3)} s",
             ]
         ],

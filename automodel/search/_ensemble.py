@@ -82,6 +82,9 @@ class Ensemble:
         ``info``."""
         start = time.time()
         members = self.members
+        # the rows the members learn from: train (+ validation with refit); the pipeline builds
+        # an ensemble only on data this process holds whole, so they are every row there is
+        rows = len(data.X_train) + (len(data.X_val) if refit else 0)
         if refit or not self.fitted:
             X, y = data.X_train, data.y_train
             if refit:
@@ -95,6 +98,8 @@ class Ensemble:
             "restarts": 0,
             "backend": "local",
             "refit": refit,
+            "rows_seen": rows,
+            "rows_available": rows,
             "wall_s": round(self.info.get("fit_s", 0.0) + time.time() - start, 2),
             "ensemble": self.info,
         }

@@ -158,6 +158,12 @@ class TrainSpec(_Section):
     keep_checkpoints: int = Field(2, ge=1)
     max_failures: int = Field(3, ge=0)
     amp: bool = Field(True, description="bf16 autocast on GPUs that support it; ignored on CPU.")
+    max_rows_in_memory: Literal["auto"] | int = Field(
+        "auto",
+        description="Streamed data: the most rows a family that needs all its rows in memory "
+        "(forests, extra trees, SVM, hist_gb) is fitted on, on one Ray worker, drawn by the row "
+        "hash; \"auto\": a quarter of the worker's available memory over 4x a row's encoded size.",
+    )
     refit: bool = Field(
         True,
         description="`run`: retrain the winner on train + validation for the epochs (or steps) the search "
@@ -169,6 +175,13 @@ class TrainSpec(_Section):
     def _check_workers(cls, v: Any) -> Any:
         if v != "auto" and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
             raise ValueError(f'must be "auto" or an integer >= 1, got {v!r}')
+        return v
+
+    @field_validator("max_rows_in_memory", mode="before")
+    @classmethod
+    def _check_max_rows(cls, v: Any) -> Any:
+        if v != "auto" and (isinstance(v, bool) or not isinstance(v, int) or v < 10):
+            raise ValueError(f'must be "auto" or an integer >= 10, got {v!r}')
         return v
 
 

@@ -68,12 +68,24 @@ def train_model(
     progress = progress or Progress(spec.runtime.quiet)
     start = time.time()
     epochs = refit.epochs if refit else spec.train.epochs
-    plan = plan_workers(spec, dataset, family, params, epochs)
+    plan = plan_workers(spec, dataset, family, params, epochs, refit=refit is not None)
     decide_s = round(time.time() - start, 2)
     what = "refit on train + validation" if refit else "fit"
-    where = "in this process" if plan.in_process else f"on {plan.workers} Ray Train worker(s)"
+    where = (
+        "in this process"
+        if plan.in_process
+        else "on one Ray worker"
+        if plan.one_worker
+        else f"on {plan.workers} Ray Train worker(s)"
+    )
     progress("train", f"{family}: {what} {where} ({plan.reason})")
-    if plan.in_process:
+    if plan.one_worker:  # streamed rows, a family Ray Train does not distribute
+        from automodel.train._one_worker import fit_one_worker
+
+        trained = fit_one_worker(
+            spec, dataset, family, params, metric=metric, progress=progress, refit=refit
+        )
+    elif plan.in_process:
         from automodel.train._local import fit_local
 
         trained = fit_local(
@@ -109,7 +121,10 @@ def _fit_ray(spec, dataset, family, params, run_dir, metric, progress, plan, ref
 
 def _say_where_the_time_went(progress: Progress, trained: TrainedModel, metric: str) -> None:
     info = trained.info
-    parts = [f"{info['epochs']} epoch(s) in {info['wall_s']:.1f}s"]
+    parts = [
+        f"{info['epochs']} epoch(s) in {info['wall_s']:.1f}s",
+        f"rows seen {info['rows_seen']:,} of {info['rows_available']:,} available",
+    ]
     if info.get("backend") == "ray_train" and info.get("startup_s") is not None:
         parts.append(f"Ray Train start-up {info['startup_s']:.1f}s, epochs {info['fit_s']:.1f}s")
     if info.get("stopped_early"):

@@ -312,6 +312,58 @@ class FileShard:
         yield from _prefetched(_rechunk(padded(), batch_size), prefetch_batches)
 
 
+def shard_rows(stream: WorkerStream, rank: int, world: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rank ``rank``'s share of the rows (its files, or every ``world``-th row), read once and
+    held in memory, without the rows a FileShard repeats to even out DDP steps (a boosting
+    worker fits each row once)."""
+    X, y = [], []
+    for chunk in FileShard(stream, rank, world, seed=0).iter_batches(batch_size=65536):
+        real = ~chunk["pad"]
+        X.append(chunk["X"][real])
+        y.append(chunk["y"][real])
+    return np.concatenate(X), np.concatenate(y)
+
+
+def rows_by_hash(
+    source: Any, prep: Any, splits: tuple[int, ...], limit: int | None
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """At most ``limit`` rows of ``splits`` from every file, the ones whose sample hash is
+    lowest (the hash that drew the search's sample, so these rows hold the sample's), read
+    straight from storage on the calling worker; and how many rows the splits have in all.
+
+    Reads a little over ``limit`` rows' worth (``limit / available`` of each block, plus a
+    margin), then keeps the ``limit`` lowest: memory stays near the limit whatever the table.
+    """
+    from automodel.data._files import _read_positioned, read_schema
+    from automodel.data._rowsplit import SALT_SAMPLE, SPLITS, mix_hash, row_hash, uniform_of
+
+    available = sum(source.counts[SPLITS[split]] for split in splits)
+    frac = 1.0 if limit is None or available <= limit else min(1.0, 1.02 * limit / available + 1e-3)
+    schema = read_schema(source.files) if source.files.format == "csv" else None
+    Xs, ys, us = [], [], []
+    for i in range(len(source.files)):
+        for table in _read_positioned(source.files.subset([i]), 0, None, schema):
+            frame = table.to_pandas()
+            u = uniform_of(mix_hash(row_hash(frame, source.key, source.seed) ^ SALT_SAMPLE))
+            keep = (
+                np.isin(source.split_of(frame), splits)
+                & frame[source.target].notna().to_numpy()
+                & (u < frac)
+            )
+            if keep.any():
+                rows = frame[keep]
+                Xs.append(prep.transform(rows))
+                ys.append(source.encode_target(rows[source.target]))
+                us.append(u[keep])
+    if not Xs:
+        raise RuntimeError("no training rows in the files")
+    X, y, u = np.concatenate(Xs), np.concatenate(ys), np.concatenate(us)
+    if limit is not None and len(X) > limit:
+        keep = np.sort(np.argsort(u, kind="stable")[:limit])
+        X, y = X[keep], y[keep]
+    return X, y, available
+
+
 def _val_offset(source: Any, index: int) -> int:
     return int(np.sum(source.file_val[:index], dtype=np.int64))
 
@@ -366,7 +418,9 @@ __all__ = [
     "WorkerStream",
     "cache_limit_bytes",
     "row_bytes",
+    "rows_by_hash",
     "shard_audit",
+    "shard_rows",
     "to_ray_dataset",
     "train_shard",
     "worker_stream",

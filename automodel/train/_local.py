@@ -110,7 +110,9 @@ def _fit(
         "restarts": 0,
         "wall_s": round(fit_s, 2),
         "backend": "local",
-        "train_rows": len(X),  # train + validation after a refit
+        "rows_seen": len(X),  # train + validation after a refit
+        # streamed data: every row of those splits in the files (this process holds a sample)
+        "rows_available": _available(dataset, refit is not None, len(X)),
         "kept_epoch": kept,
         "stopped_early": stopped,
         "startup_s": 0.0,
@@ -135,6 +137,13 @@ def _fit(
     )
     val_score = refit.val_score if refit else history[kept - 1][f"val_{metric}"]
     return TrainedModel(model, family, model.params, info, history, state_dict, val_score)
+
+
+def _available(dataset: Dataset, refit: bool, held: int) -> int:
+    stream = dataset.stream
+    if stream is None:
+        return held
+    return stream.counts["train"] + (stream.counts["val"] if refit else 0)
 
 
 def _val_score(model: Family, X: np.ndarray, y: np.ndarray, metric: str) -> float:

@@ -196,7 +196,10 @@ def _fit(
         "restarts": len(log["attempts"]) - 1,
         "wall_s": round(wall, 2),
         "backend": "ray_train",
-        "train_rows": n_rows,  # train + validation after a refit
+        # the rows the workers read (their audit), of the rows available (train + validation
+        # after a refit, all of them when streamed)
+        "rows_seen": (out["shards"] or {}).get("rows_covered", n_rows),
+        "rows_available": n_rows,
         "kept_epoch": out["kept_epoch"],
         "stopped_early": out["stopped_early"],
         "batch_size": recipe.batch_size,

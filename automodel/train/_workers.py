@@ -33,20 +33,25 @@ class WorkerPlan:
     workers: int
     reason: str
     estimate_s: float | None = None  # the in-process fit's estimated seconds, when measured
+    one_worker: bool = False  # one Ray worker task (streamed linear and in-memory families)
 
 
 def plan_workers(
-    spec: Any, dataset: Any, family: str, params: dict[str, Any], epochs: int
+    spec: Any,
+    dataset: Any,
+    family: str,
+    params: dict[str, Any],
+    epochs: int,
+    *,
+    refit: bool = False,
 ) -> WorkerPlan:
-    """Resolve ``spec.train.num_workers`` for fitting ``family`` on ``dataset`` for ``epochs``."""
+    """Resolve ``spec.train.num_workers`` for fitting ``family`` on ``dataset`` for ``epochs``
+    (on train + validation with ``refit``)."""
     from automodel.models import FAMILIES
 
     t = spec.train
     if FAMILIES[family].kind != "torch":
-        if family in TRAINERS and t.num_workers != "auto" and t.num_workers > 1:
-            reason = f"train.num_workers: {t.num_workers}; {TRAINERS[family]}"
-            return WorkerPlan(False, t.num_workers, reason)
-        return WorkerPlan(True, 1, "scikit-learn families fit in one process")
+        return _plan_non_torch(spec, dataset, family, refit)
     if t.num_workers != "auto":
         return WorkerPlan(False, t.num_workers, f"train.num_workers: {t.num_workers}")
     offered = offered_workers(spec)
@@ -73,6 +78,36 @@ def plan_workers(
         f"{fit}; {offered} workers save up to {saved:.0f}s, more than Ray Train's start-up "
         f"(≈{RAY_TRAIN_STARTUP_S:.0f}s)",
         estimate,
+    )
+
+
+def _plan_non_torch(spec: Any, dataset: Any, family: str, refit: bool) -> WorkerPlan:
+    """Boosting on Ray Train, a linear model or an in-memory family on one Ray worker, or in
+    this process: whichever sees every row the data has, at the least start-up."""
+    t = spec.train
+    if family in TRAINERS and t.num_workers != "auto" and t.num_workers > 1:
+        reason = f"train.num_workers: {t.num_workers}; {TRAINERS[family]}"
+        return WorkerPlan(False, t.num_workers, reason)
+    stream = getattr(dataset, "stream", None)
+    held = len(dataset.X_train) + (len(dataset.X_val) if refit else 0)
+    rows = held if stream is None else stream.counts["train"] + (stream.counts["val"] * refit)
+    if rows <= held:  # this process holds every row: no start-up to pay
+        if stream is not None:
+            return WorkerPlan(True, 1, f"this process holds all {rows:,} rows")
+        return WorkerPlan(True, 1, "scikit-learn families fit in one process")
+    have = f"{rows:,} rows stream from files and this process holds a sample of {held:,}"
+    if family in TRAINERS:
+        n = t.num_workers if t.num_workers != "auto" else offered_workers(spec)
+        return WorkerPlan(
+            False,
+            n,
+            f"{have}: {TRAINERS[family]} reads them all on {n} worker(s), for ≈"
+            f"{RAY_TRAIN_STARTUP_S:.0f}s of Ray Train start-up",
+        )
+    if family == "logistic":
+        return WorkerPlan(False, 1, f"{have}: a streaming solver reads them all", one_worker=True)
+    return WorkerPlan(
+        False, 1, f"{have}: fitted on the rows train.max_rows_in_memory allows", one_worker=True
     )
 
 
