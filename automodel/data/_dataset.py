@@ -13,7 +13,9 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from automodel.data._columns import DROPPED_BY_SPEC, check_columns
 from automodel.data._files import FileSet, resolve_files
+from automodel.data._leaks import warn_near_copies
 from automodel.data._preprocess import Preprocessor
 from automodel.data._sources import load_table
 from automodel.data._stream import SPLIT_COLUMN, SPLITS, StreamSource, scan
@@ -130,6 +132,9 @@ def load_dataset(
         spec = spec.model_copy(update={"source": _uri(resolved)})
     table = load_table(spec.source, spec.target)
     frame, target = table.frame, table.target
+    check_columns(spec, frame.columns)
+    if spec.drop:  # left out before anything sees the table: split, preprocessor, raw rows
+        frame = frame.drop(columns=spec.drop)
     missing = frame[target].isna()
     if missing.any():
         warnings.warn(
@@ -164,7 +169,11 @@ def load_dataset(
         rest, test_size=spec.val_size, random_state=spec.seed, stratify=strat_rest
     )
 
-    prep = Preprocessor.fit(frame.iloc[train], target, task, classes, table.image_shape)
+    image_shape = None if spec.drop else table.image_shape  # a dropped pixel breaks the image
+    prep = Preprocessor.fit(frame.iloc[train], target, task, classes, image_shape)
+    prep.dropped.update({name: DROPPED_BY_SPEC for name in spec.drop})
+    # before the search: a column that is the answer in disguise (logwage beside wage)
+    warn_near_copies(frame.iloc[train], target, task, prep.input_columns, spec.seed)
     features = frame.drop(columns=[target])
     X = prep.transform(features)
     summary = {
@@ -229,7 +238,7 @@ def _streamed(spec: DataSpec, files: FileSet, sample_rows: int, progress) -> Dat
         rows = sample[sample[SPLIT_COLUMN] == s]
         X = prep.transform(rows) if len(rows) else np.zeros((0, prep.n_features), np.float32)
         splits += [X, stream.encode_target(rows[stream.target])]
-    internal = [SPLIT_COLUMN, "__row"]
+    internal = [SPLIT_COLUMN, "__row", *spec.drop]
     raw_test = sample[sample[SPLIT_COLUMN] == 2].drop(columns=internal).reset_index(drop=True)
     identity = json.dumps([files.names, files.sizes, stream.file_rows]).encode()
     stats = load.stats

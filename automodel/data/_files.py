@@ -316,7 +316,8 @@ def _expand(fs, path: str, label: str) -> tuple[list[tuple[str, int]], str]:
             return [(p, s) for p, s in hits if _data_file(p, base)], base
         info = fs.get_file_info(path)
         if info.type == pafs.FileType.NotFound:
-            raise DataError(f"data.source: no such file or directory: {label}")
+            tried = f" (looked for {path})" if fs.type_name == "local" and path != label else ""
+            raise DataError(f"data.source: no such file or directory: {label}{tried}")
         if info.type == pafs.FileType.Directory:
             infos = fs.get_file_info(pafs.FileSelector(path, recursive=True))
             hits = [

@@ -128,8 +128,9 @@ def load_table(source: str, target: str | None = None) -> RawTable:
         table = RawTable(frame, frame.columns[-1])
     if target is not None:
         if target not in table.frame.columns:
-            cols = ", ".join(map(str, table.frame.columns[:20]))
-            raise SpecError("data.target", f"column {target!r} not in the data; columns: {cols}")
+            from automodel.data._columns import unknown_column
+
+            raise unknown_column("data.target", target, list(table.frame.columns))
         if target != table.target:
             table = RawTable(table.frame, target, None)
     return table

@@ -21,7 +21,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from automodel.data._columns import DROPPED_BY_SPEC, check_columns
 from automodel.data._files import FILE_COLUMN, ROW_COLUMN, FileSet, read_files, read_schema, reading
+from automodel.data._leaks import warn_near_copies
 from automodel.data._preprocess import Preprocessor
 from automodel.data._rowsplit import SPLIT_COLUMN, SPLITS, TEST, TRAIN, VAL, assign_splits, row_hash
 from automodel.data._stats import (
@@ -201,16 +203,9 @@ def scan(
     start = time.time()
     schema = read_schema(files)
     names = [f.name for f in schema]
+    check_columns(spec, names)
     target = spec.target or names[-1]
-    if target not in names:
-        raise SpecError(
-            "data.target", f"column {target!r} not in the data; columns: {', '.join(names[:20])}"
-        )
-    if spec.key is not None and spec.key not in names:
-        raise SpecError(
-            "data.key", f"column {spec.key!r} not in the data; columns: {', '.join(names[:20])}"
-        )
-    exclude = {target, FILE_COLUMN, ROW_COLUMN, *([spec.key] if spec.key else [])}
+    exclude = {target, FILE_COLUMN, ROW_COLUMN, *([spec.key] if spec.key else []), *spec.drop}
     kinds = column_kinds(schema, exclude)
     probe = probe_rows(files)
     for (
@@ -283,6 +278,8 @@ def scan(
     train_sample = sample[sample[SPLIT_COLUMN] == TRAIN]
     dropped = {spec.key: "row key (data.key)"} if spec.key else {}
     prep = finalize(stats, train_sample, kinds, target, task, classes, dropped)
+    prep.dropped.update({name: DROPPED_BY_SPEC for name in spec.drop})
+    warn_near_copies(train_sample, target, task, prep.input_columns, spec.seed)
     stream = StreamSource(
         files=files,
         target=target,

@@ -1,6 +1,12 @@
 """The spec: one validated file drives every stage."""
 
-from automodel.spec._load import dump_spec, load_spec, spec_from_dict, spec_json_schema
+from automodel.spec._load import (
+    dump_spec,
+    load_spec,
+    nearest_name,
+    spec_from_dict,
+    spec_json_schema,
+)
 from automodel.spec._models import (
     CompressSpec,
     DataSpec,
@@ -45,6 +51,7 @@ __all__ = [
     "dump_spec",
     "grid_values",
     "load_spec",
+    "nearest_name",
     "parse_domain",
     "parse_space",
     "spec_from_dict",

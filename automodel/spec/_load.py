@@ -55,7 +55,21 @@ def _valid_keys(loc: tuple) -> str:
         )
     if not hasattr(model, "model_fields"):
         return ""
-    return "; valid keys: " + ", ".join(model.model_fields)
+    valid = list(model.model_fields)
+    hint = nearest_name(str(loc[-1]), valid) if loc else None
+    did = f"; did you mean `{hint}`?" if hint else ""
+    return f"{did} (valid keys: {', '.join(valid)})"
+
+
+def nearest_name(word: str, choices: list[str]) -> str | None:
+    """The choice ``word`` most likely misspells (case and one or two letters apart), or None."""
+    import difflib
+
+    by_case = [c for c in choices if c.lower() == word.lower()]
+    if by_case:
+        return by_case[0]
+    close = difflib.get_close_matches(word.lower(), [c.lower() for c in choices], n=1, cutoff=0.6)
+    return next((c for c in choices if close and c.lower() == close[0]), None)
 
 
 def spec_from_dict(raw: Any, source: str = "spec") -> Spec:
@@ -82,8 +96,11 @@ def spec_from_dict(raw: Any, source: str = "spec") -> Spec:
         if first["type"] == "extra_forbidden":
             msg += _valid_keys(loc)
         key = _path(loc)
+        named = msg.split(": ", 1)[0] if ": " in msg else ""
         if msg.startswith(key + ": "):  # cross-field checks already name their key
             msg = msg[len(key) + 2 :]
+        elif key and named.startswith(key + ".") and " " not in named:  # a section's own check
+            key, msg = named, msg[len(named) + 2 :]
         elif ": " in msg and not key and msg.split(": ", 1)[0].count(".") >= 1:
             key, msg = msg.split(": ", 1)
         raise SpecError(key, msg) from None
@@ -96,12 +113,14 @@ def _check_files(spec: Spec, base: Path) -> Spec:
         return spec  # a list of files, a builtin or a URI: the data stage resolves and checks them
     if any(ch in src for ch in "*?["):  # a glob: matched when the data loads
         return spec
-    path = Path(src)
+    path = Path(src).expanduser()
+    tried = [path]
     if not path.is_absolute():
-        candidate = (base / path).resolve()
-        path = candidate if candidate.exists() else Path.cwd() / path
+        tried = list(dict.fromkeys([(base / path).resolve(), (Path.cwd() / path).resolve()]))
+        path = next((p for p in tried if p.exists()), tried[-1])
     if not path.exists():
-        raise SpecError("data.source", f"file not found: {src}")
+        where = " or ".join(str(p) for p in tried)
+        raise SpecError("data.source", f"file not found: {src} (looked for {where})")
     if path.is_dir():  # a directory of Parquet/CSV files
         spec.data.source = str(path)
         return spec

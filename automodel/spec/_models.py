@@ -38,12 +38,36 @@ class DataSpec(_Section):
     target: str | None = Field(
         None, description="Target column; default: the source's own target or the last column."
     )
+    drop: list[str] = Field(
+        default_factory=list,
+        description="Columns left out everywhere: not features, not in preprocess.json's inputs, "
+        "not in the served schema (a request may still carry them; they are ignored).",
+    )
     task: Task | None = Field(None, description="Inferred from the target when absent.")
     test_size: float = Field(0.2, gt=0.0, lt=0.9)
     val_size: float = Field(
         0.15, gt=0.0, lt=0.9, description="Share of the non-test rows kept for validation."
     )
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _check_drop(self) -> DataSpec:
+        seen = set()
+        for name in self.drop:
+            if name in seen:
+                raise ValueError(f"data.drop: {name!r} is listed twice")
+            seen.add(name)
+            if name == self.target:
+                raise ValueError(
+                    f"data.drop: {name!r} is the target (data.target); drop another column or "
+                    "choose another target"
+                )
+            if name == self.key:
+                raise ValueError(
+                    f"data.drop: {name!r} is the row key (data.key), which is never a feature; "
+                    "remove it from data.drop"
+                )
+        return self
 
 
 class FeaturesSpec(_Section):

@@ -45,6 +45,18 @@ BAD_SPECS = {
     "replicas": ("serve: {min_replicas: 5, max_replicas: 2}", "serve"),
     "not_a_mapping": ("- just\n- a list", "must be a mapping"),
     "bad_k": ("features: {k: [64, 16]}", "features.k"),
+    # a typo gets the key it most likely means
+    "typo_nested_key": (
+        "data: {taget: Purchase}",
+        "data.taget: unknown key; did you mean `target`?",
+    ),
+    "typo_section": ("serach: {num_samples: 3}", "serach: unknown key; did you mean `search`?"),
+    "case_key": (
+        "search: {Metric: accuracy}",
+        "search.Metric: unknown key; did you mean `metric`?",
+    ),
+    "drop_twice": ("data: {drop: [a, a]}", "data.drop: 'a' is listed twice"),
+    "drop_target": ("data: {target: y, drop: [y]}", "data.drop: 'y' is the target (data.target)"),
 }
 
 
