@@ -154,7 +154,7 @@ def _dispatch(args) -> int:
         result = run(spec, args.out, time_budget_s=args.time_budget, started=_started())
         print(
             f"best family: {result.artifact.card.family}  test {result.metric}: {result.test_score:.4f}  "
-            f"run directory: {result.run_dir}"
+            f"run directory: {result.location}"
         )
         return 0
     if cmd == "tune":

@@ -7,8 +7,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from automodel import storage
 from automodel.artifact import Artifact, write_artifact
-from automodel.cluster import check_resources, ray_session
+from automodel.cluster import check_resources, ray_session, warn_unshared
 from automodel.contracts import (
     Card,
     DataInfo,
@@ -37,13 +38,22 @@ class RunResult:
     test_score: float
     wall_s: float
 
+    @property
+    def location(self) -> str | Path:
+        """Where the run directory lives: its URI (``runtime.storage`` / ``--out``), else its path."""
+        return storage.location_of(self.run_dir)
+
 
 def make_run_dir(spec: Spec, out: str | Path | None) -> Path:
-    """``--out`` if given, else ``<storage>/<name>/<timestamp>``; the resolved spec is saved there."""
+    """``--out`` if given, else ``<storage>/<name>/<timestamp>``; the resolved spec is saved there.
+
+    A URI (``s3://...``) gets a local staging folder that :func:`automodel.storage.publish`
+    copies to it (docs/cluster.md); the run works in the folder this returns either way.
+    """
     if out is None:
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        out = Path(spec.runtime.storage) / spec.name / stamp
-    run_dir = Path(out).resolve()
+        out = storage.join(spec.runtime.storage, spec.name, stamp)
+    run_dir = storage.stage(str(out)) if storage.is_uri(out) else Path(out).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "spec.yaml").write_text(dump_spec(spec))
     return run_dir
@@ -178,6 +188,7 @@ def run(
             f"{dataset.rows} rows, {dataset.n_features} encoded features, task {dataset.task}",
         )
         check_resources(spec, ("search", "train"), only_remote=True)  # fail fast, not hang
+        warn_unshared(run_dir)  # a local run directory on a multi-node cluster: say so now
         families = spec.search.families or default_families(dataset)[0]  # null: by data shape
         progress(
             "search",
@@ -226,7 +237,13 @@ def run(
                 progress=progress,
                 refit=refit,
             )
-        # card.train.rows_seen / rows_available: the fit says what it saw (the search, a sample)
+        if data.stream is not None:  # what the final fit saw (the search saw the sample)
+            # Ray Train workers read every row; an in-process fit trained on the sample
+            ray_fit = trained.info.get("backend") == "ray_train"
+            seen = data.stream.counts["train"] + (
+                data.stream.counts["val"] if trained.info.get("refit") else 0
+            )
+            trained.info.setdefault("rows_seen", seen if ray_fit else len(data.X_train))
         # inside the session: a streamed test split is scored by Ray Data tasks
         artifact = build_artifact(spec, data, trained, run_dir / "artifact", search=result)
     if spec.compress is not None:  # in place: artifact/model.onnx becomes what the gate chose
@@ -239,9 +256,11 @@ def run(
         family=trained.family, metric=metric, test=test_score, wall_s=round(time.time() - start, 2)
     ).write(run_dir / "result.json")
     finish_run(run_dir, spec, data, progress)
+    storage.publish(run_dir)  # a URI run directory: everything up, the artifact's card last
     progress(
         "done",
-        f"best family {trained.family}, test {metric} {test_score:.4f}, run directory {run_dir}",
+        f"best family {trained.family}, test {metric} {test_score:.4f}, run directory "
+        f"{storage.location_of(run_dir)}",
     )
     return RunResult(run_dir, artifact, result, metric, test_score, time.time() - start)
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from automodel import storage
 from automodel.artifact import Artifact
-from automodel.cluster import check_resources, ray_session
+from automodel.cluster import check_resources, ray_session, warn_unshared
 from automodel.data import load_dataset
 from automodel.errors import SpecError
 from automodel.features import top_k
@@ -23,19 +24,26 @@ def tune_stage(spec: Spec, out: str | Path | None, *, resume: bool = False) -> S
 
     if resume and out is None:
         raise SearchError("--resume needs --out DIR: the run directory of the sweep to continue")
-    if resume and not Path(out).is_dir():
-        raise SearchError(f"--resume: {out} does not exist, so it holds no sweep to resume")
-    if resume and not has_sweep(out):  # before Ray starts: say so at once
+    if resume and not storage.is_dir(out):
         raise SearchError(
-            f"--resume: {out} holds no sweep to resume (no tune/sweep.json); "
+            f"--resume: {storage.display(out)} does not exist, so it holds no sweep to resume"
+        )
+    # a URI: its sweep comes down into this node's staging folder (a fresh head has none)
+    run_dir = None
+    if resume:
+        run_dir = storage.stage(out, download_existing=True) if storage.is_uri(out) else Path(out)
+    if resume and not has_sweep(run_dir):  # before Ray starts: say so at once
+        raise SearchError(
+            f"--resume: {storage.display(out)} holds no sweep to resume (no tune/sweep.json); "
             "run `automodel tune SPEC --out DIR` without --resume to start one"
         )
     progress = Progress(spec.runtime.quiet)
-    run_dir = Path(out).resolve() if resume else make_run_dir(spec, out)
+    run_dir = run_dir.resolve() if resume else make_run_dir(spec, out)
     dataset = load_dataset(spec.data)
     spec.check_task(dataset.task)  # before Ray starts
-    with ray_session(spec.runtime):
+    with ray_session(spec.runtime), storage.publishing(run_dir):
         check_resources(spec, ("search",), only_remote=True)  # fail fast, not hang
+        warn_unshared(run_dir)
         progress(
             "search", f"{'resuming' if resume else 'starting'} {spec.search.num_samples} trials"
         )
@@ -49,6 +57,7 @@ def tune_stage(spec: Spec, out: str | Path | None, *, resume: bool = False) -> S
     progress("search", f"best {result.family} {result.metric}={result.score:.4f}")
     record_features(run_dir, spec, dataset, None, result.k)
     finish_run(run_dir, spec, None, progress)
+    storage.publish(run_dir)
     return result
 
 
@@ -68,10 +77,12 @@ def train_stage(spec: Spec, out: str | Path | None) -> Artifact:
         dataset = dataset.select(top_k(feature_ranking(spec, dataset), k))
     with ray_session(spec.runtime):
         check_resources(spec, ("train",), only_remote=True)  # fail fast, not hang
+        warn_unshared(run_dir)
         progress("train", f"training {spec.model.family}")
         trained = train_model(
             spec, dataset, spec.model.family, spec.model.params, run_dir=run_dir, progress=progress
         )
     artifact = build_artifact(spec, dataset, trained, run_dir / "artifact")
     finish_run(run_dir, spec, dataset, progress)
+    storage.publish(run_dir)  # files first, the artifact's card last
     return artifact

@@ -19,7 +19,9 @@ from automodel.errors import AutomodelError
 def main(argv=None) -> int:
     p = job_parser("deploy", __doc__.splitlines()[0], address_default="auto")
     p.add_argument(
-        "--artifact", required=True, help="artifact directory, as the cluster's nodes see it"
+        "--artifact",
+        required=True,
+        help="artifact: a URI every node reads (s3://..., gs://...), or a directory on one node",
     )
     p.add_argument("--out", help="also write the Serve config YAML here")
     p.add_argument(
@@ -48,6 +50,10 @@ def main(argv=None) -> int:
         with local_only_for(args.address):  # `automodel serve`'s Ray listens on 127.0.0.1 only
             ray.init(address=args.address, log_to_driver=False, logging_level="WARNING")
         try:
+            from automodel.cluster import require_shared_artifact
+
+            # a local artifact and other nodes: refused here, not a replica crash loop there
+            require_shared_artifact(app["args"]["artifact"], "deploy")
             apply_config(config)
         finally:
             ray.shutdown()

@@ -184,5 +184,5 @@ def app(args: dict[str, Any]):
     settings = serve_settings(artifact, args)
     name = model_name(artifact, settings)
     return ModelDeployment.options(
-        **deployment_options(settings), user_config=user_config(artifact.path, settings, name)
+        **deployment_options(settings), user_config=user_config(artifact.source, settings, name)
     ).bind()

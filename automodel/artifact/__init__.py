@@ -121,7 +121,7 @@ def write_artifact(
         )
     typed.files = file_hashes(path, [n for n in HASHED if (path / n).is_file()])
     (path / "card.json").write_text(typed.model_dump_json(indent=1))
-    return Artifact(path, typed, preprocessor)
+    return Artifact(path, typed, preprocessor, _published_at(path))
 
 
 def _write_remote(uri: str, **kwargs: Any) -> Artifact:
@@ -161,7 +161,13 @@ def read_artifact(path: str | Path) -> Artifact:
     verify(path, card, shown=location or path)
     prep = Preprocessor.load(path / "preprocess.json")
     check_onnx(path / "model.onnx")
-    return Artifact(path, card, prep, location)
+    return Artifact(path, card, prep, location or _published_at(path))
+
+
+def _published_at(path: Path) -> str | None:
+    """The URI of an artifact in a run directory staged for object storage (else None)."""
+    remote = storage.remote_of(path.parent)
+    return None if remote is None else str(storage.join(remote, path.name))
 
 
 def check_onnx(path: Path) -> None:

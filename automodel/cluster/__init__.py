@@ -17,6 +17,7 @@ from automodel.cluster._preflight import (
     spec_demands,
 )
 from automodel.cluster._runtime import ray_session
+from automodel.cluster._shared import other_nodes, require_shared_artifact, warn_unshared
 
 __all__ = [
     "Demand",
@@ -26,8 +27,11 @@ __all__ = [
     "check_resources",
     "cluster_supply",
     "launcher_node_types",
+    "other_nodes",
     "prepare_client_auth",
     "ray_session",
+    "require_shared_artifact",
     "serve_demand",
     "spec_demands",
+    "warn_unshared",
 ]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from automodel import storage
+
 FLAGS = {
     "prune": "--prune",
     "structured": "--structured",
@@ -77,15 +79,21 @@ def run(args: argparse.Namespace) -> int:
         options = spec_from_dict({"compress": given}).compress
     except SpecError as exc:  # name the flag, not the spec key
         raise AutomodelError(f"{FLAGS[exc.key.split('.')[-1]]}: {exc.message}") from None
-    source = _artifact_dir(Path(args.artifact))
-    out = None if args.in_place else Path(args.out) if args.out else default_out(source)
-    if out is not None and out.resolve() == source.resolve():
+    source = _artifact_dir(args.artifact)
+    out = None if args.in_place else args.out if args.out else default_out(source)
+    if out is not None and storage.resolve(out) == storage.resolve(source):
         out = None  # --out naming the artifact itself is --in-place
-    art = compress_artifact(source, options, out=out, progress=Progress(args.quiet))
+    progress = Progress(args.quiet)
+    if storage.is_uri(source) or (out is not None and storage.is_uri(out)):
+        art = _compress_to_uri(source, options, out, progress)
+    else:
+        art = compress_artifact(
+            Path(source), options, out=None if out is None else Path(out), progress=progress
+        )
     c = art.card.compression
     ratio = c.size_bytes_before / max(1, c.size_bytes_after)
     line = (
-        f"compressed {art.path}: chose {c.chosen}, {c.size_bytes_before:,} -> {c.size_bytes_after:,} bytes "
+        f"compressed {art.source}: chose {c.chosen}, {c.size_bytes_before:,} -> {c.size_bytes_after:,} bytes "
         f"({ratio:.1f}x smaller)"
     )
     if c.metric_before is not None:
@@ -96,17 +104,39 @@ def run(args: argparse.Namespace) -> int:
         line += f" ({c.reason})"
     print(line)
     if out is not None:
-        print(f"float artifact kept: {source}")
+        print(f"float artifact kept: {storage.display(source)}")
     return 0
 
 
-def default_out(artifact_dir: Path) -> Path:
+def default_out(artifact_dir: str | Path) -> str | Path:
     """Where `automodel compress` writes by default: ``<artifact>-compressed`` beside the artifact."""
-    return artifact_dir.parent / f"{artifact_dir.name}-compressed"
+    return storage.join(
+        storage.parent(artifact_dir), f"{storage.basename(artifact_dir)}-compressed"
+    )
 
 
-def _artifact_dir(path: Path) -> Path:
-    """A run directory stands for its ``artifact/``."""
-    if not (path / "card.json").exists() and (path / "artifact" / "card.json").is_file():
-        return path / "artifact"
-    return path
+def _artifact_dir(location: str | Path) -> str | Path:
+    """A run directory (local or a URI) stands for its ``artifact/``."""
+    inner = storage.join(location, "artifact", "card.json")
+    if not storage.exists(storage.join(location, "card.json")) and storage.is_file(inner):
+        return storage.join(location, "artifact")
+    return location
+
+
+def _compress_to_uri(source, options, out, progress):
+    """Compress in a local folder, then upload: every file first, ``card.json`` last (a reader
+    never sees a card beside files it does not describe). ``out`` None: in place, at ``source``."""
+    import tempfile
+
+    from automodel.artifact import read_artifact
+    from automodel.compress import compress_artifact
+
+    art = read_artifact(source)  # a URI: this node's checked cached copy, never written to
+    target = source if out is None else out
+    with tempfile.TemporaryDirectory(prefix="automodel-compress-") as tmp:
+        local = Path(tmp) / "artifact"
+        compress_artifact(art, options, out=local, progress=progress)
+        if storage.exists(storage.join(target, "card.json")):  # the old card goes first
+            storage.delete(storage.join(target, "card.json"))
+        storage.upload(local, target, last=("card.json",))
+    return read_artifact(target)

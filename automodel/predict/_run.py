@@ -124,9 +124,11 @@ def predict(
     start = time.time()
     say = progress or (lambda stage, message: None)
     _check_options(batch_size, concurrency, num_cpus, num_gpus)
-    art_dir = Path(artifact)
-    if (art_dir / "artifact" / "card.json").is_file():
-        art_dir = art_dir / "artifact"
+    from automodel import storage
+
+    art_dir = artifact  # a local path or a URI; a run directory stands for its artifact/
+    if storage.is_file(storage.join(artifact, "artifact", "card.json")):
+        art_dir = storage.join(artifact, "artifact")
     art = read_artifact(art_dir)
     files = _input(resolve_files, input)
     schema = _input(read_schema, files)
@@ -208,7 +210,7 @@ def predict(
         rows_per_s=round(rows / wall, 1) if wall > 0 else 0.0,
         model=art.name,
         version=art.version,
-        artifact=str(art.path),
+        artifact=str(art.source),
         input=files.source,
         out=str(out),
         files=result["files"],
@@ -349,10 +351,9 @@ def _output(out: str, overwrite: bool):
     """The output directory's filesystem and path; refuse one that already holds files."""
     import pyarrow.fs as pafs
 
-    if "://" in out:
-        fs, path = pafs.FileSystem.from_uri(out)
-    else:
-        fs, path = pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(out))
+    from automodel import storage
+
+    fs, path = storage.filesystem(out)  # a local path or a URI (s3://, gs://, ...)
     info = fs.get_file_info(path)
     if info.type == pafs.FileType.File:
         raise DataError(f"--out: {out} is a file; give a directory")

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from automodel import storage
 from automodel.artifact import Artifact
 from automodel.errors import SpecError
 from automodel.spec import ServeSpec
@@ -90,7 +91,7 @@ def deployment_options(settings: ServeSpec) -> dict[str, Any]:
 def user_config(artifact_path: str | Path, settings: ServeSpec, name: str) -> dict[str, Any]:
     """What `reconfigure` receives: the artifact to load and the settings a replica applies live."""
     return {
-        "artifact": str(Path(artifact_path).resolve()),
+        "artifact": str(storage.resolve(artifact_path)),  # a URI stays one: every node reads it
         "name": name,
         "threads": max(1, int(settings.num_cpus)),
         **{k: getattr(settings, k) for k in LIVE_KEYS},
@@ -104,12 +105,12 @@ def application(artifact: Artifact, settings: ServeSpec) -> dict[str, Any]:
         "name": name,
         "route_prefix": settings.route_prefix,
         "import_path": IMPORT_PATH,
-        "args": {"artifact": str(artifact.path.resolve())},
+        "args": {"artifact": str(artifact.source)},
         "deployments": [
             {
                 "name": DEPLOYMENT,
                 **deployment_options(settings),
-                "user_config": user_config(artifact.path, settings, name),
+                "user_config": user_config(artifact.source, settings, name),
             }
         ],
     }

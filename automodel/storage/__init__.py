@@ -29,7 +29,14 @@ from automodel.storage._paths import (
     write_bytes,
     write_text,
 )
-from automodel.storage._staging import cache_root, location_of, publish, remote_of, stage
+from automodel.storage._staging import (
+    cache_root,
+    location_of,
+    publish,
+    publishing,
+    remote_of,
+    stage,
+)
 
 __all__ = [
     "Location",
@@ -51,6 +58,7 @@ __all__ = [
     "open_output",
     "parent",
     "publish",
+    "publishing",
     "read_bytes",
     "read_text",
     "remote_of",

@@ -9,8 +9,11 @@ on a fresh head stages the URI again with ``download=True``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from automodel.storage._paths import (
@@ -29,6 +32,8 @@ from automodel.storage._paths import (
 
 MARKER = ".automodel-remote"  # in a staging folder: the URI it publishes to
 CARD = "artifact/card.json"
+PUBLISH_EVERY_S = 30.0  # while a run works: what a new head needs to resume is at most this old
+_LOCK = threading.Lock()  # one publish at a time (the periodic one and the final one)
 
 
 def cache_root() -> Path:
@@ -72,7 +77,37 @@ def publish(run_dir: Location) -> str | None:
     uri = None if is_uri(run_dir) else remote_of(run_dir)
     if uri is None:
         return None
-    local = Path(run_dir)
+    with _LOCK:
+        _publish(Path(run_dir), uri)
+    return uri
+
+
+@contextlib.contextmanager
+def publishing(run_dir: Location, every_s: float = PUBLISH_EVERY_S) -> Iterator[None]:
+    """Publish a staging folder every ``every_s`` while the block runs, and once at its end
+    (also when it fails: an interrupted sweep can be resumed from the URI). A local run
+    directory: nothing."""
+    if remote_of(run_dir) is None or is_uri(run_dir):
+        yield
+        return
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(every_s):
+            with contextlib.suppress(Exception):  # the next round (or the final one) retries
+                publish(run_dir)
+
+    thread = threading.Thread(target=loop, name="automodel-publish", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        publish(run_dir)
+
+
+def _publish(local: Path, uri: str) -> None:
     sent = local / ".." / f".{local.name}.published"  # name -> (size, mtime) at the last publish
     seen = _read_seen(sent)
     names = [n for n in listdir(local, recursive=True) if n != MARKER]
@@ -83,14 +118,20 @@ def publish(run_dir: Location) -> str | None:
             delete(card_remote)
             changed = sorted(set(changed) | {n for n in names if n.startswith("artifact/")})
     for name in sorted(n for n in changed if n != CARD) + [n for n in changed if n == CARD]:
-        write_bytes(join(uri, name), (local / name).read_bytes())
-        seen[name] = _stamp(local / name)
+        try:
+            stamp, data = _stamp(local / name), (local / name).read_bytes()
+        except FileNotFoundError:  # Tune renames its temp files: gone since the listing
+            continue
+        write_bytes(join(uri, name), data)
+        seen[name] = stamp
     _write_seen(sent, seen)
-    return uri
 
 
 def _stamp(path: Path) -> str:
-    st = path.stat()
+    try:
+        st = path.stat()
+    except FileNotFoundError:  # gone since the listing (a renamed temp file)
+        return "gone"
     return f"{st.st_size}:{st.st_mtime_ns}"
 
 
