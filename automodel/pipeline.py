@@ -190,25 +190,33 @@ def run(
         check_resources(spec, ("search", "train"), only_remote=True)  # fail fast, not hang
         warn_unshared(run_dir)  # a local run directory on a multi-node cluster: say so now
         families = spec.search.families or default_families(dataset)[0]  # null: by data shape
+        trial_s, tail, until_budget = None, TAIL_S + TAIL_ROW_S * len(dataset.X_train), False
+        if deadline is not None:
+            spec, trial_s, until_budget = _search_within(
+                spec, deadline, time_budget_s, tail, progress
+            )
+        trials = (
+            "trials until its budget is used"
+            if until_budget
+            else f"{spec.search.num_samples} trials"
+        )
         progress(
             "search",
-            f"{spec.search.num_samples} trials over {', '.join(families)} "
-            f"({spec.search.searcher} + {spec.search.scheduler})",
+            f"{trials} over {', '.join(families)} ({spec.search.searcher} + {spec.search.scheduler})",
         )
-        trial_s, tail = None, TAIL_S + TAIL_ROW_S * len(dataset.X_train)
-        if deadline is not None:
-            spec, trial_s = _search_within(spec, deadline, time_budget_s, tail, progress)
         # the trials see a sample (search.sample_rows), the final fit every row
         trials_data = dataset.sample_train(spec.search.sample_rows, spec.data.seed)
         result = tune(
             spec,
             trials_data,
             run_dir,
-            callbacks=search_callbacks(progress, spec, dataset.task),
+            callbacks=search_callbacks(progress, spec, dataset.task, until_budget=until_budget),
             trial_time_s=trial_s,
         )
         progress(
-            "search", f"best {result.family} {result.metric}={result.score:.4f} (k={result.k})"
+            "search",
+            f"best {result.family} {result.metric}={result.score:.4f} (k={result.k}); "
+            + _trials_summary(result),
         )
         ranking = feature_ranking(spec, dataset) if result.k is not None else None
         data = dataset.select(top_k(ranking, result.k) if ranking is not None else None)
@@ -265,11 +273,18 @@ def run(
     return RunResult(run_dir, artifact, result, metric, test_score, time.time() - start)
 
 
+# With a run's budget and no search.num_samples in the spec, the sweep searches until its share of
+# the budget is used (as FLAML's time_budget does), not for the default 8 trials: this many is
+# only Tune's count, never reached in a budget.
+UNTIL_BUDGET_TRIALS = 100_000
+
+
 def _search_within(
     spec: Spec, deadline: float, budget: float, tail: float, progress: Progress
-) -> tuple[Spec, float]:
-    """``spec`` with the sweep's time budget cut to its share of what the run has left, and the
-    longest a trial may run so that the winner's refit fits in the rest."""
+) -> tuple[Spec, float, bool]:
+    """``spec`` with the sweep's time budget cut to its share of what the run has left, the
+    longest a trial may run so that the winner's refit fits in the rest, and whether the sweep
+    runs until its budget is used (no ``search.num_samples`` in the spec, not a grid)."""
     left = deadline - time.time()
     usable = max(2.0, left - tail)
     share = usable * SEARCH_SHARE
@@ -281,15 +296,34 @@ def _search_within(
         f"{sweep_s:.0f}s of the run's {budget:g}s budget ({left:.0f}s left), {trial_s:.0f}s at "
         "most a trial; the rest is for the final fit, export and report",
     )
-    search = spec.search.model_copy(update={"time_budget_s": sweep_s})
-    return spec.model_copy(update={"search": search}), trial_s
+    update: dict = {"time_budget_s": sweep_s}
+    until_budget = (
+        "num_samples" not in spec.search.model_fields_set and spec.search.searcher != "grid"
+    )
+    if until_budget:
+        update["num_samples"] = UNTIL_BUDGET_TRIALS
+    search = spec.search.model_copy(update=update)
+    return spec.model_copy(update={"search": search}), trial_s, until_budget
 
 
-def search_callbacks(progress: Progress, spec: Spec, task: str) -> list:
+def _trials_summary(result: SearchResult) -> str:
+    """``14 trials scored, 1 could not start before the sweep's budget ended``."""
+    board = result.leaderboard
+    scored = int((board[result.metric].notna() & (board["status"] != "fallback")).sum())
+    said = f"{scored} trial{'s' if scored != 1 else ''} scored"
+    if late := int((board["status"] == "not_started").sum()):
+        said += f", {late} could not start or score before the sweep's budget ended"
+    return said
+
+
+def search_callbacks(
+    progress: Progress, spec: Spec, task: str, *, until_budget: bool = False
+) -> list:
     from automodel.search._progress import TrialProgress
 
+    total = None if until_budget else spec.search.num_samples
     return [
-        TrialProgress(progress, spec.search.num_samples, spec.metric_for(task)),
+        TrialProgress(progress, total, spec.metric_for(task)),
         *tracking_callbacks(spec, spec.metric_for(task)),
     ]
 

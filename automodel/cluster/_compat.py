@@ -9,6 +9,7 @@ warns (``check_ray_version``): the calls are guarded and degrade to Ray's defaul
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import warnings
 from collections.abc import Iterator
@@ -201,3 +202,18 @@ def session_name() -> str | None:
         return None
     node = getattr(ray._private.worker.global_worker, "node", None)
     return getattr(node, "session_name", None)
+
+
+class _DropMessage(logging.Filter):
+    def __init__(self, text: str):
+        super().__init__()
+        self.text = text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.text not in record.getMessage()
+
+
+def drop_init_thread_warning() -> None:
+    """Ray 2.60/2.61 warn from ``ray._private.worker`` when ``ray.init`` runs outside the main
+    thread that it set no SIGTERM handler; the caller sets the same handler itself."""
+    logging.getLogger("ray._private.worker").addFilter(_DropMessage("SIGTERM handler is not set"))

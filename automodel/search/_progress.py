@@ -15,7 +15,8 @@ class TrialProgress(Callback):
     A resumed sweep counts on from the trials finished before the restart (:meth:`resume_from`).
     """
 
-    def __init__(self, progress: Any, total: int, metric: str):
+    def __init__(self, progress: Any, total: int | None, metric: str):
+        # total None: the sweep runs until its time budget is used, so there is no "of N"
         self.progress, self.total, self.metric = progress, total, metric
         self.best = None
         self.before = 0  # trials a resumed sweep had finished before the restart
@@ -33,15 +34,20 @@ class TrialProgress(Callback):
         total_num_samples: int | None = None,
         **info: Any,
     ) -> None:
-        if total_num_samples:  # a grid's size is its number of combinations, not search.num_samples
+        # a grid's size is its number of combinations, not search.num_samples
+        if total_num_samples and self.total is not None:
             self.total = self.before + total_num_samples
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
-        done = self.before + sum(
-            1 for t in trials if t.status in ("TERMINATED", "ERROR") and t.last_result
-        )
-        if done < self.total:
-            self.progress("search", f"stopped after {done} of {self.total} trials")
+        scored = [t for t in trials if (t.last_result or {}).get(self.metric) is not None]
+        done = self.before + len(scored)
+        # stopped by the sweep's budget before a first score, most never given a CPU at all
+        late = sum(1 for t in trials if t.status != "ERROR" and t not in scored)
+        said = f"; {late} could not start or score before it ended (not_started)" if late else ""
+        if self.total is None:
+            self.progress("search", f"budget used after {done} scored trials{said}")
+        elif done < self.total:
+            self.progress("search", f"stopped after {done} of {self.total} trials{said}")
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         done = self.before + 1
@@ -54,8 +60,9 @@ class TrialProgress(Callback):
         if self.best is None or better(metric, value, self.best):
             self.best = value
         fam = (trial.config.get("grid", trial.config)).get("family")
+        of = "" if self.total is None else f"/{self.total}"
         self.progress(
             "search",
-            f"trial {done}/{self.total} {fam} {metric}={value:.4f} after "
+            f"trial {done}{of} {fam} {metric}={value:.4f} after "
             f"{r.get('training_iteration')} it (best {self.best:.4f})",
         )
