@@ -2,11 +2,13 @@
 
 `automodel serve` with ``serve: {min_replicas: 1, max_replicas: 2, target_ongoing_requests: 1,
 upscale_delay_s: 1, downscale_delay_s: 4}`` on a digits MLP; 8 closed-loop connections for the
-load. Records when the second replica starts, how many requests fail when a replica process is
-SIGKILLed (and how soon the service answers and the replica is replaced), and when the replica
-count falls back after the load stops.
+load (16 closed-loop connections). Records when the second replica starts, how many requests fail
+when one of the two replica processes is SIGKILLed (0 expected: HAProxy replays a request that died
+with its replica once on the other one), how many were replayed (HAProxy's retry counter), how soon
+the replacement replica is back in HAProxy's rotation, and when the replica count falls back after
+the load stops.
 
-    python benchmarks/serve_scaling.py [--repeats 2]
+    python benchmarks/serve_scaling.py [--repeats 3]
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from automodel.serve._launch import replica_pids  # noqa: E402
+from automodel.serve._retries import RetryWatch, haproxy_metric  # noqa: E402
 from benchmarks._results import table, write_section  # noqa: E402
 from benchmarks.serve_throughput import bodies, free_port, make_artifact, stop, wait_answer  # noqa: E402
 
@@ -43,7 +46,7 @@ class Load(threading.Thread):
     def __init__(self, url: str, body: bytes, conns: int):
         super().__init__(daemon=True)
         self.url, self.body, self.conns = url, body, conns
-        self.results: list[tuple[float, int]] = []
+        self.results: list[tuple[float, int, str]] = []
         self.halt = threading.Event()
         self.start()
 
@@ -64,14 +67,14 @@ class Load(threading.Thread):
                             content=self.body,
                             headers={"content-type": "application/json"},
                         )
-                        self.results.append((time.time(), r.status_code))
-                    except Exception:
-                        self.results.append((time.time(), 0))
+                        self.results.append((time.time(), r.status_code, r.text[:80]))
+                    except Exception as exc:
+                        self.results.append((time.time(), 0, f"{type(exc).__name__}: {exc}"[:80]))
                         await asyncio.sleep(0.01)
 
             await asyncio.gather(*(worker() for _ in range(self.conns)))
 
-    def finish(self) -> list[tuple[float, int]]:
+    def finish(self) -> list[tuple[float, int, str]]:
         self.halt.set()
         self.join(60)
         return self.results
@@ -86,28 +89,39 @@ def wait_for(cond, timeout: float) -> float | None:
     return None
 
 
-def scenario(artifact: Path, body: bytes) -> dict:
+def scenario(artifact: Path, body: bytes, conns: int) -> dict:
     import subprocess
 
-    port = free_port()
+    port, hp_metrics = free_port(), free_port()
     log = open(Path(tempfile.gettempdir()) / f"bench-scaling-{port}.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "automodel.cli", "serve", str(artifact), "--port", str(port)],
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        env={**os.environ, "RAY_SERVE_HAPROXY_METRICS_PORT": str(hp_metrics)},
     )
     try:
         wait_answer(port, body)
-        load = Load(f"http://127.0.0.1:{port}/predict", body, conns=8)
+        load = Load(f"http://127.0.0.1:{port}/predict", body, conns=conns)
         up = wait_for(lambda: len(replica_pids(proc.pid)) == 2, 60)
         time.sleep(3)
         victim = replica_pids(proc.pid)[0]
+        metrics_url = f"http://127.0.0.1:{hp_metrics}/metrics"
+        watch = RetryWatch(metrics_url, period_s=0.1)
+        watch.start()
+        time.sleep(0.5)
         t_kill = time.time()
         os.kill(victim, signal.SIGKILL)
         replaced = wait_for(lambda: len(r := replica_pids(proc.pid)) == 2 and victim not in r, 60)
+        # "Serves": HAProxy has the replacement UP in its rotation again (2 active servers).
+        serving = wait_for(
+            lambda: (haproxy_metric(metrics_url, "haproxy_backend_active_servers") or 0) >= 2, 60
+        )
+        serving = None if serving is None else time.time() - t_kill
         time.sleep(max(0.0, 10 - (time.time() - t_kill)))
         results = load.finish()
+        retries = watch.stop()
         down = wait_for(lambda: len(replica_pids(proc.pid)) == 1, 120)
         after = [r for r in results if r[0] >= t_kill]
         failed = [r for r in after if r[1] != 200]
@@ -120,6 +134,9 @@ def scenario(artifact: Path, body: bytes) -> dict:
             "failed_pct": 100 * len(failed) / max(1, len(after)),
             "first_ok_s": first_ok,
             "replaced_s": replaced,
+            "serving_s": serving,
+            "retries": retries,
+            "failures": [(round(t - t_kill, 2), s, d) for t, s, d in failed][:10],
         }
     finally:
         stop(proc)
@@ -127,7 +144,8 @@ def scenario(artifact: Path, body: bytes) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--conns", type=int, default=16)
     args = p.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="serve-scaling-"))
     artifact = make_artifact(tmp)
@@ -135,9 +153,11 @@ def main() -> None:
     card["serve"].update(SETTINGS)
     (artifact / "card.json").write_text(json.dumps(card))
     body = bodies()[1]
-    runs = []
+    runs, loads = [], []
     for i in range(args.repeats):
-        r = scenario(artifact, body)
+        loads.append(os.getloadavg()[0])
+        r = scenario(artifact, body, args.conns)
+        loads.append(os.getloadavg()[0])
         runs.append(r)
         print(f"run {i + 1}: {r}", flush=True)
     rows = [
@@ -147,8 +167,10 @@ def main() -> None:
             r["after_kill"],
             r["failed"],
             f"{r['failed_pct']:.2f} %",
+            int(r["retries"]),
             f"{r['first_ok_s']:.2f}",
             f"{r['replaced_s']:.1f}" if r["replaced_s"] else "never",
+            f"{r['serving_s']:.1f}" if r["serving_s"] else "never",
             f"{r['down_s']:.0f}" if r["down_s"] is not None else "never",
         ]
         for i, r in enumerate(runs)
@@ -160,17 +182,23 @@ def main() -> None:
             "requests after the kill",
             "failed",
             "failed share",
+            "replayed on the other replica (HAProxy retries)",
             "first success after kill (s)",
-            "replica replaced (s)",
+            "replacement process up (s)",
+            "replacement serving (s)",
             "2→1 after load stops (s)",
         ],
         rows,
     )
     notes = (
         "`automodel serve` (HAProxy ingress) with autoscaling "
-        f"`{json.dumps(SETTINGS)}`, digits MLP, 8 closed-loop keep-alive connections (httpx) of 1-row "
-        "requests; one replica process SIGKILLed 3 s after the second replica came up, load kept "
-        "10 s past the kill. Script: `python benchmarks/serve_scaling.py`."
+        f"`{json.dumps(SETTINGS)}`, digits MLP, {args.conns} closed-loop keep-alive connections "
+        "(httpx) of 1-row requests; one of the two replica processes SIGKILLed 3 s after the second "
+        "replica came up, load kept 10 s past the kill. HAProxy replays a request whose replica "
+        "died before answering once on the other replica (`retry-on conn-failure empty-response`, "
+        "`retries 1`, redispatch); 'replacement serving' is when HAProxy has two servers UP "
+        "again (`haproxy_backend_active_servers`). Load average (1 min) around the runs: "
+        f"{min(loads):.1f}-{max(loads):.1f}. Script: `python benchmarks/serve_scaling.py`."
     )
     write_section(
         "serve-scaling", "Serving: autoscaling and a killed replica", notes + "\n\n" + body_md

@@ -39,7 +39,21 @@ FAST_DEFAULTS = {
     "RAY_SERVE_HAPROXY_METRICS_ENABLED": "0",
     "RAY_SERVE_HAPROXY_LOG_TARGET": "127.0.0.1:514 sample 1:1000",
     "RAY_SERVE_HAPROXY_NBTHREAD": str(max(1, min(4, os.cpu_count() or 1))),
+    **{
+        # A prediction is a pure function of its input, so a request whose replica died before
+        # answering (connection refused or reset, closed with nothing sent back) is replayed once
+        # on another replica (HAProxy's `option redispatch 1`, which Ray's template sets). Never
+        # after a response has started and never on a status code (a 4xx, or the 503 of a full
+        # queue). Ray's default retries only `conn-failure`: a request in flight on a killed
+        # replica failed (3-5 of ~2,000 in benchmarks/serve_scaling.py).
+        "RAY_SERVE_HAPROXY_RETRY_ON": "conn-failure empty-response",
+        "RAY_SERVE_HAPROXY_RETRIES": "1",
+        # A dead replica leaves the rotation after 3 refused connections (Ray's `observe layer4
+        # error-limit 3 on-error mark-down`), each replayed elsewhere: a lower limit buys
+        # nothing and lets one transient error take a live replica out.
+    },
 }
+
 # Serve kills a proxy that is not ready within 5 s, and the deploy then fails ("actor killed by
 # ray.kill"): seen three times in ten starts at load average 15-30 on 2 cores. A starting proxy
 # gets 30 s here; the user's environment overrides it.
@@ -203,8 +217,11 @@ def serve_artifact(
             f"  metrics (Prometheus): http://127.0.0.1:{metrics_port}/metrics   ray address: "
             f"{ray.get_runtime_context().gcs_address}   Ctrl-C to stop"
         )
+        watch = _watch_retries() if used == "haproxy" else None
         while not stop.wait(0.5):
             pass
+        if watch is not None:
+            watch.stop()
         out("stopping...")
         return 0
     finally:
@@ -213,6 +230,22 @@ def serve_artifact(
         _shutdown(ours | _descendants(os.getpid()))
         for s, h in previous.items():
             signal.signal(s, h)
+
+
+def _watch_retries():
+    """HAProxy's replays, summed across its reloads, as ``automodel_serve_retries_total``."""
+    from ray.util.metrics import Counter
+
+    from automodel.serve._retries import RetryWatch
+
+    counter = Counter(
+        "automodel_serve_retries",
+        description="requests replayed on another replica after theirs died before answering",
+    )
+    url = f"http://127.0.0.1:{os.environ['RAY_SERVE_HAPROXY_METRICS_PORT']}/metrics"
+    watch = RetryWatch(url, on_retries=counter.inc)
+    watch.start()
+    return watch
 
 
 def _start_ray(num_cpus: int | None, metrics_port: int) -> None:
