@@ -1,8 +1,14 @@
-"""`automodel compress` keeps the float artifact unless told --in-place (real CLI, real files)."""
+"""The CLI: `compress` keeps the float artifact unless told --in-place; first runs (issue 22):
+errors before heavy imports, and a time budget the sweep uses (real CLI, real files, real Ray)."""
 
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
+
+import pytest
 
 from tests.compress.conftest import cli, make_artifact, one_thread
 
@@ -36,3 +42,99 @@ def test_compress_keeps_the_float_artifact(tmp_path):
 
     r = cli("compress", str(art), "--in-place", "--out", str(tmp_path / "x"))
     assert r.returncode == 2 and "not allowed with argument" in r.stderr
+
+
+# ---- first runs: fixed costs (issue 22) --------------------------------------------------------
+HEAVY = ("torch", "sklearn", "pandas", "ray", "onnxruntime", "lightgbm")
+
+
+def _modules_after(tmp_path, *argv: str) -> tuple[int, list[str], str]:
+    """``main(argv)`` in a fresh interpreter: its exit code, which heavy modules it imported, stderr."""
+    code = (
+        "import sys, json; from automodel.cli import main\n"
+        "try:\n    rc = main(sys.argv[1:])\nexcept SystemExit as exc:\n    rc = exc.code\n"
+        f"print(json.dumps([rc, [m for m in {HEAVY!r} if m in sys.modules]]))"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code, *argv], capture_output=True, text=True, cwd=tmp_path
+    )
+    rc, heavy = json.loads(r.stdout.strip().splitlines()[-1])
+    return rc, heavy, r.stderr
+
+
+def test_spec_and_data_path_errors_come_before_any_heavy_import(tmp_path):
+    (tmp_path / "t.csv").write_text("a,y\n1,0\n2,1\n")
+    (tmp_path / "typo.yaml").write_text("data: {source: t.csv, taget: y}\n")
+    (tmp_path / "missing.yaml").write_text("data: {source: nowhere.csv, target: y}\n")
+    for argv in (["run", "typo.yaml"], ["run", "missing.yaml"], ["validate", "typo.yaml"]):
+        rc, heavy, err = _modules_after(tmp_path, *argv)
+        assert rc == 2 and heavy == [], (argv, heavy, err)
+        assert len(err.strip().splitlines()) == 1 and "data." in err, err
+    # parsing a stage's command imports that stage's CLI only (compress would load torch)
+    rc, heavy, err = _modules_after(tmp_path, "predict", "--help")
+    assert rc == 0 and heavy == [], (heavy, err)
+
+
+def test_every_command_is_still_listed_and_deploy_keeps_docker():
+    r = subprocess.run(
+        [sys.executable, "-m", "automodel.cli", "--help"], capture_output=True, text=True
+    )
+    for command in (
+        "run",
+        "validate",
+        "tune",
+        "train",
+        "compress",
+        "serve",
+        "deploy",
+        "submit",
+        "report",
+        "predict",
+    ):
+        assert command in r.stdout, r.stdout
+    r = subprocess.run(
+        [sys.executable, "-m", "automodel.cli", "deploy", "--help"], capture_output=True, text=True
+    )
+    assert "--docker" in r.stdout and "--public" in r.stdout, r.stdout
+
+
+class _Lines:
+    """Progress lines, kept: what the run said about the sweep's share and its end."""
+
+    def __init__(self):
+        self.quiet, self.lines = False, []
+
+    def __call__(self, stage: str, message: str) -> None:
+        self.lines.append(f"{stage}: {message}")
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_time_budget_without_num_samples_searches_until_its_share_is_used(ray_cluster, tmp_path):
+    from automodel.pipeline import run
+    from automodel.spec import spec_from_dict
+
+    raw = {
+        "name": "budget",
+        "data": {"source": "synthetic:classification?rows=400&features=8"},
+        # two fast families: their default 8 trials end in a few seconds, far short of the share
+        "search": {"families": ["logistic", "random_forest"], "ensemble": False},
+    }
+    said = _Lines()
+    result = run(spec_from_dict(raw), tmp_path / "a", progress=said, time_budget_s=40)
+    share_line = next(line for line in said.lines if "s of the run's 40s budget" in line)
+    share = float(re.search(r"search: (\d+)s of the run's", share_line).group(1))
+    wall = result.search.wall_s
+    print(
+        f"sweep share {share:.0f} s, sweep wall {wall:.1f} s, {len(result.search.leaderboard)} trials"
+    )
+    assert wall >= 0.8 * share, (wall, share, said.lines)
+    assert any("search: budget used after" in line for line in said.lines), said.lines
+    # and the summary line counts what ran and what could not start
+    assert any(re.search(r"best .*; \d+ trials? scored", line) for line in said.lines), said.lines
+
+    # an explicit search.num_samples is kept: the sweep stops at it
+    raw["search"]["num_samples"] = 2
+    said = _Lines()
+    result = run(spec_from_dict(raw), tmp_path / "b", progress=said, time_budget_s=40)
+    assert len(result.search.leaderboard) == 2, result.search.leaderboard
