@@ -75,3 +75,23 @@ def test_staging_publishes_the_card_last_and_resumes_from_the_uri(s3, tmp_path, 
     again = storage.stage(uri, download_existing=True)
     assert (again / "artifact" / "model.onnx").read_bytes() == b"v2-longer"
     assert storage.remote_of(again) == uri
+
+
+@pytest.mark.parametrize("via", ["runtime.storage", "--out"])
+def test_a_uri_run_directory_is_staged_and_published(via, s3, tmp_path, monkeypatch):
+    """`runtime.storage: s3://...` (no --out) and `--out s3://...`: the run works in a staging
+    folder that publishes to the URI; nothing named ``s3:`` appears where the run was started."""
+    from automodel.pipeline import make_run_dir
+    from automodel.spec import spec_from_dict
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("AUTOMODEL_CACHE", str(tmp_path / "cache"))
+    spec = spec_from_dict({"name": "tiny", "runtime": {"storage": f"{s3}/runs"}})
+    out = None if via == "runtime.storage" else f"{s3}/elsewhere/run1"
+    run_dir = make_run_dir(spec, out)
+    uri = storage.remote_of(run_dir)
+    assert uri.startswith(f"{s3}/runs/tiny/" if out is None else out), uri
+    assert run_dir.is_relative_to(tmp_path / "cache") and (run_dir / "spec.yaml").is_file()
+    assert storage.publish(run_dir) == uri
+    assert "name: tiny" in storage.read_text(storage.join(uri, "spec.yaml"))
+    assert not [p for p in tmp_path.rglob("*") if p.name.endswith(":")]
