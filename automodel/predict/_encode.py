@@ -30,6 +30,9 @@ from automodel.errors import DataError
 # What counts as a missing value in a text column (pyarrow's CSV null tokens turn most into
 # nulls already; these are the ones a hand-written file may still carry).
 _MISSING_TEXT = {"", "nan", "na", "n/a", "null", "none"}
+# The reason a row is refused, null for a good row: set by the read (a value its file could not
+# give in the type the model takes) and by the encoder, then written to errors/ as ``error``.
+ERROR_COLUMN = "__automodel_error"
 
 
 @dataclass
@@ -65,6 +68,25 @@ def numeric_input_type(t: pa.DataType) -> bool:
     )
 
 
+def parse_numbers(col: pa.Array | pa.ChunkedArray, name: str) -> tuple[np.ndarray, dict]:
+    """Text as float64 (missing text as NaN), and ``{row: reason}`` for text that is no number."""
+    try:  # the common case: every value is a number or missing
+        return pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False), {}
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    text = pd.Series(col.to_numpy(zero_copy_only=False), dtype=object)
+    values = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64)
+    refused = {}
+    for r in np.flatnonzero(np.isnan(values)):
+        v = text.iat[r]
+        if v is None or str(v).strip().lower() in _MISSING_TEXT:
+            continue
+        v = str(v)
+        shown = repr(v) if len(v) <= 40 else repr(v[:37] + "...")
+        refused[int(r)] = f"column {name!r}: expected a number, got {shown}"
+    return values, refused
+
+
 class BatchEncoder:
     """Encodes Arrow tables with an artifact's preprocessor (``preprocess.json``)."""
 
@@ -98,6 +120,10 @@ class BatchEncoder:
         n = table.num_rows
         reasons = np.full(n, None, dtype=object)
         bad = np.zeros(n, dtype=bool)
+        if ERROR_COLUMN in table.column_names:  # refused by the read already: keep its reason
+            read = table.column(ERROR_COLUMN).to_numpy(zero_copy_only=False)
+            bad = np.array([r is not None for r in read], dtype=bool)
+            reasons[bad] = read[bad]
         numeric, raw = [], {}
         for j, c in enumerate(self.numeric_cols):
             v = self._numbers(table, c.name, reasons, bad)
@@ -167,20 +193,10 @@ class BatchEncoder:
     def _parse_text(
         col: pa.ChunkedArray, name: str, reasons: np.ndarray, bad: np.ndarray
     ) -> np.ndarray:
-        try:  # the common case: every value is a number or missing
-            return pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)
-        except pa.ArrowInvalid:
-            pass
-        text = pd.Series(col.to_numpy(zero_copy_only=False), dtype=object)
-        values = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64)
-        for r in np.flatnonzero(np.isnan(values)):
-            v = text.iat[r]
-            if v is None or str(v).strip().lower() in _MISSING_TEXT:
-                continue
+        values, refused = parse_numbers(col, name)
+        for r, why in refused.items():
             if not bad[r]:
-                shown = repr(v) if len(v) <= 40 else repr(v[:37] + "...")
-                reasons[r] = f"column {name!r}: expected a number, got {shown}"
-                bad[r] = True
+                reasons[r], bad[r] = why, True
         return values
 
     def _mixed(

@@ -39,6 +39,8 @@ class PredictSummary:
         errors: rows refused (their reasons are in ``OUTPUT/errors/``).
         wall_s: the whole call, Ray start included.
         rows_per_s: ``rows / wall_s``.
+        files: input files read.
+        output_files: Parquet files of predictions written (errors/ not counted).
         actors: one entry a prediction actor: its node id, execution provider, CPUs and rows.
     """
 
@@ -53,6 +55,7 @@ class PredictSummary:
     input: str
     out: str
     files: int
+    output_files: int = 0
     actors: list[dict] = field(default_factory=list)
 
     @property
@@ -114,12 +117,10 @@ def predict(
             read; ArtifactError: the artifact is missing or corrupt.
     """
     from automodel.artifact import read_artifact
-    from automodel.cluster._runtime import ray_session
     from automodel.data._files import read_schema, resolve_files
     from automodel.predict._encode import BatchEncoder, numeric_input_type
-    from automodel.predict._scorer import ModelFiles
+    from automodel.predict._read import plan_types
     from automodel.predict._sink import prediction_columns
-    from automodel.spec import RuntimeSpec
 
     start = time.time()
     say = progress or (lambda stage, message: None)
@@ -152,7 +153,64 @@ def predict(
             f"--keep: column {clash[0]!r} would clash with an output column "
             f"({', '.join(added[:4])}); keep it under another name"
         )
-    fs, out_path = _output(str(out), overwrite)
+    # every file read against one schema (files written by different hands differ in types)
+    needed = list(dict.fromkeys([*encoder.columns, *kept]))
+    numeric = {c.name for c in art.preprocessor.columns if c.kind == "numeric"}
+    types = plan_types(files, schema, needed, numeric)
+    fs, out_path, created = _output(str(out), overwrite)
+    try:
+        return _score(
+            art,
+            files,
+            types,
+            kept,
+            added,
+            fs,
+            out_path,
+            str(out),
+            start,
+            say,
+            probabilities=probabilities,
+            batch_size=batch_size,
+            concurrency=concurrency,
+            num_cpus=num_cpus,
+            num_gpus=num_gpus,
+            address=address,
+        )
+    except BaseException as exc:
+        # nothing half-written stays behind: a folder made here goes, one given is left empty
+        _clear_output(fs, out_path, created)
+        if isinstance(exc, DataError):  # the data stage's reader speaks of data.source: INPUT here
+            raise DataError(str(exc).replace("data.source:", "input:", 1)) from None
+        raise
+
+
+def _score(
+    art,
+    files,
+    types: dict,
+    kept: list[str],
+    added: list[str],
+    fs,
+    out_path: str,
+    out: str,
+    start: float,
+    say,
+    *,
+    probabilities: bool,
+    batch_size: int,
+    concurrency: int | None,
+    num_cpus: float,
+    num_gpus: float,
+    address: str | None,
+) -> PredictSummary:
+    """The streamed part of :func:`predict`, once every check has passed and ``out`` exists."""
+    from automodel.cluster._runtime import ray_session
+    from automodel.predict._encode import BatchEncoder
+    from automodel.predict._scorer import ModelFiles
+    from automodel.spec import RuntimeSpec
+
+    encoder = BatchEncoder(art.preprocessor)
 
     runtime = RuntimeSpec(address=address or os.environ.get("RAY_ADDRESS"))
     with ray_session(runtime):
@@ -160,6 +218,7 @@ def predict(
         import ray.data
 
         from automodel.data._files import reading
+        from automodel.predict._quiet import without_restart_notice
         from automodel.predict._read import read_input
         from automodel.predict._scorer import Scorer
         from automodel.predict._sink import PredictionSink
@@ -171,9 +230,8 @@ def predict(
         _quiet_ray_data()
         _check_fits(num_cpus, num_gpus)
         tally = ray.remote(num_cpus=0)(Tally).remote()
-        needed = list(dict.fromkeys([*encoder.columns, *kept]))
-        text = {c.name for c in art.preprocessor.columns if c.kind == "numeric"}
-        ds = read_input(files, schema, needed, text if files.format == "csv" else set(), IO_CPUS)
+        numeric = {c.name for c in art.preprocessor.columns if c.kind == "numeric"}
+        ds = read_input(files, types, numeric, set(encoder.columns), IO_CPUS)
         scored = ds.map_batches(
             Scorer,
             fn_constructor_kwargs={
@@ -196,7 +254,7 @@ def predict(
         )
         sink = PredictionSink(fs, out_path, added, tally)
         say("predict", f"scoring {len(files)} {files.format} file(s) from {files.source}")
-        with reading(files):
+        with reading(files), without_restart_notice():
             _write_with_progress(scored, sink, tally, say, start)
         result = sink.result or {"rows": 0, "errors": 0, "files": 0}
         snap = _settled(tally, result["rows"] + result["errors"])
@@ -212,8 +270,9 @@ def predict(
         version=art.version,
         artifact=str(art.source),
         input=files.source,
-        out=str(out),
-        files=result["files"],
+        out=out,
+        files=len(files),
+        output_files=result["files"],
         actors=snap["actors"],
     )
     with fs.open_output_stream(f"{out_path}/predict.json") as f:
@@ -366,4 +425,15 @@ def _output(out: str, overwrite: bool):
         if inside:
             fs.delete_dir_contents(path)
     fs.create_dir(path, recursive=True)
-    return fs, path
+    return fs, path, info.type == pafs.FileType.NotFound
+
+
+def _clear_output(fs, path: str, created: bool) -> None:
+    """After a failure: remove the output folder this run made, or empty the one it was given."""
+    try:
+        if created:
+            fs.delete_dir(path)
+        else:
+            fs.delete_dir_contents(path, missing_dir_ok=True)
+    except OSError:  # best effort: the failure being raised is what the user needs to see
+        pass

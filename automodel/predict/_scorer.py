@@ -17,9 +17,8 @@ import numpy as np
 import pyarrow as pa
 
 from automodel.data import Preprocessor
-from automodel.predict._encode import BatchEncoder
+from automodel.predict._encode import ERROR_COLUMN, BatchEncoder
 
-ERROR_COLUMN = "__automodel_error"
 PREDICTION = "prediction"
 
 
@@ -43,41 +42,36 @@ class ModelFiles:
         )
 
 
-class Scorer:
-    """Callable class for ``Dataset.map_batches``: encode, run, decode one Arrow batch.
+class BatchScorer:
+    """Encode, run, decode one Arrow batch: the prediction actor's work, without Ray.
+
+    ``automodel predict`` on a small input scores in its own process with this (no Ray start);
+    the Ray Data path's :class:`Scorer` is this plus Ray's resources and the tally.
 
     Args:
-        model: ``[ref]``, an object ref to the artifact's :class:`ModelFiles`.
+        model: the artifact's :class:`ModelFiles`.
         keep: input columns copied beside the prediction (the id column, or what was asked).
         probabilities: add one ``probability_<class>`` column a class (classification only).
-        tally: the run's :class:`~automodel.predict._tally.Tally` actor (progress and placement).
-        use_gpu: run on the CUDA execution provider when the actor got a GPU and ORT has one.
+        cpus: ONNX Runtime's threads.
+        use_gpu: the CUDA execution provider when ONNX Runtime has one.
     """
 
     def __init__(
         self,
-        model: list,
+        model: ModelFiles,
         keep: list[str],
         probabilities: bool,
-        tally: Any,
+        cpus: float = 1.0,
         use_gpu: bool = False,
     ):
         import onnxruntime as ort
-        import ray
 
-        model = ray.get(model[0])
-        ctx = ray.get_runtime_context()
-        cpus = ctx.get_assigned_resources().get("CPU", 1.0)
         opts = ort.SessionOptions()
         # Threads from the CPUs Ray gave this actor: more would fight the pool's other actors.
         opts.intra_op_num_threads = max(1, math.ceil(cpus))
         opts.inter_op_num_threads = 1
         providers = ["CPUExecutionProvider"]
-        if (
-            use_gpu
-            and ray.get_gpu_ids()
-            and "CUDAExecutionProvider" in ort.get_available_providers()
-        ):
+        if use_gpu and "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, "CUDAExecutionProvider")
         self.session = ort.InferenceSession(model.onnx, opts, providers=providers)
         self.output = model.output
@@ -88,11 +82,7 @@ class Scorer:
         self.proba_names = [probability_column(c) for c in classes] if classes else []
         self.keep = keep
         self.probabilities = probabilities and self.task == "classification"
-        self.tally = tally
-        self.node = ctx.get_node_id()
         self.provider = self.session.get_providers()[0]
-        self.key = f"{self.node}:{os.getpid()}"
-        tally.started.remote(self.key, self.node, self.provider, cpus)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         enc = self.encoder.encode(batch)
@@ -117,8 +107,45 @@ class Scorer:
             values = out.reshape(-1).astype(np.float64) if out is not None else np.zeros(0)
             columns[PREDICTION] = _spread(pa.array(values), scatter)
         columns[ERROR_COLUMN] = pa.array(enc.reasons, type=pa.string())
-        self.tally.scored.remote(self.key, n, n_good)
         return pa.table(columns)
+
+
+class Scorer(BatchScorer):
+    """Callable class for ``Dataset.map_batches``: a :class:`BatchScorer` on the CPUs (and GPU)
+    Ray gave the actor, reporting each batch to the tally.
+
+    Args:
+        model: ``[ref]``, an object ref to the artifact's :class:`ModelFiles`.
+        keep: input columns copied beside the prediction (the id column, or what was asked).
+        probabilities: add one ``probability_<class>`` column a class (classification only).
+        tally: the run's :class:`~automodel.predict._tally.Tally` actor (progress and placement).
+        use_gpu: run on the CUDA execution provider when the actor got a GPU and ORT has one.
+    """
+
+    def __init__(
+        self,
+        model: list,
+        keep: list[str],
+        probabilities: bool,
+        tally: Any,
+        use_gpu: bool = False,
+    ):
+        import ray
+
+        ctx = ray.get_runtime_context()
+        cpus = ctx.get_assigned_resources().get("CPU", 1.0)
+        gpu = bool(use_gpu and ray.get_gpu_ids())
+        super().__init__(ray.get(model[0]), keep, probabilities, cpus=cpus, use_gpu=gpu)
+        self.tally = tally
+        self.node = ctx.get_node_id()
+        self.key = f"{self.node}:{os.getpid()}"
+        tally.started.remote(self.key, self.node, self.provider, cpus)
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        out = super().__call__(batch)
+        good = out.column(ERROR_COLUMN).null_count  # a scored row has no reason
+        self.tally.scored.remote(self.key, batch.num_rows, good)
+        return out
 
 
 def _spread(values: pa.Array, scatter: pa.Array | None) -> pa.Array:

@@ -106,3 +106,64 @@ def test_id_column_must_exist(digits_predict, tmp_path):
     )
     assert res.returncode == 2
     assert res.stderr.strip().startswith("--id: column 'nope' is not in the files"), res.stderr
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_files_whose_types_differ_score_every_castable_row(digits_predict, tmp_path):
+    """Three Parquet files, one storing a numeric column as text: read against the model's
+    schema, every row that casts scored, the rest in errors/ with the reason, exit 0."""
+    from automodel.serve._predictor import Predictor
+
+    artifact, frame = digits_predict
+    inp = write_parts(frame, tmp_path / "in", parts=3)
+    part = pd.read_parquet(inp / "part-1.parquet")
+    col = "pixel_2_3"
+    text = part[col].map(lambda v: f"{v:g}").astype(object)
+    junk = {0: "abc", 3: "1.5 px"}  # cannot be numbers: refused
+    gaps = {1: "", 2: None}  # missing values: imputed, as serving does
+    for i, v in {**junk, **gaps}.items():
+        text.iat[i] = v
+    part[col] = text
+    part.to_parquet(inp / "part-1.parquet", index=False)
+    out = tmp_path / "out"
+    res = run_cli("predict", str(artifact.path), str(inp), "--out", str(out), "--id", ID)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "Traceback" not in res.stderr and "max_restarts" not in res.stderr, res.stderr[-3000:]
+
+    refused = {
+        int(part[ID].iat[i]): f"column {col!r}: expected a number, got {v!r}"
+        for i, v in junk.items()
+    }
+    refused.update(
+        {int(frame[ID][r]): f"column {BAD[r][0]!r}: non-finite value ({BAD[r][1]})" for r in BAD}
+    )
+    errors = _read_dir(out / "errors")
+    assert dict(zip(errors[ID], errors["error"])) == refused
+    got = _read_dir(out).sort_values(ID).reset_index(drop=True)
+    assert sorted(got[ID]) == sorted(set(frame[ID]) - set(refused))
+
+    # the text file's castable rows score as their numbers do in serving's encoder
+    rows = frame[frame[ID].isin(got[ID])].sort_values(ID)
+    rows.loc[rows[ID].isin(part[ID].iloc[list(gaps)]), col] = np.nan
+    want, _ = Predictor(artifact.path).predict(rows.drop(columns=[ID]))
+    assert got["prediction"].tolist() == list(want)
+
+    summary = json.loads((out / "predict.json").read_text())
+    assert summary["files"] == 3  # input files, however many files came out
+    assert summary["rows"] == len(frame) and summary["errors"] == len(refused)
+
+
+def test_a_file_that_lacks_a_column_fails_at_once_and_leaves_no_folder(digits_predict, tmp_path):
+    artifact, frame = digits_predict
+    inp = write_parts(frame, tmp_path / "in", parts=3)
+    pd.read_parquet(inp / "part-2.parquet").drop(columns=["pixel_5_5"]).to_parquet(
+        inp / "part-2.parquet", index=False
+    )
+    res = run_cli("predict", str(artifact.path), str(inp), "--out", str(tmp_path / "out"))
+    assert res.returncode == 2, res.stderr[-2000:]
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in res.stderr, res.stderr
+    assert lines[0].startswith("input: column 'pixel_5_5' is missing from part-2.parquet"), lines
+    assert "data.source" not in lines[0]
+    assert not (tmp_path / "out").exists()
