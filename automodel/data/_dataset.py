@@ -11,7 +11,6 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 from automodel.data._columns import DROPPED_BY_SPEC, check_columns
 from automodel.data._files import FileSet, resolve_files
@@ -158,6 +157,10 @@ def load_dataset(
                 "data.task", f"regression needs a numeric target; {target!r} is {y_raw.dtype}"
             )
         y = y_raw.to_numpy(dtype=np.float32)
+
+    # here, not at the top: reading an artifact (predict, serve) imports this module, and
+    # scikit-learn's import is 2-6 s that scoring never needs
+    from sklearn.model_selection import train_test_split
 
     idx = np.arange(len(frame))
     strat = y if task == "classification" and np.bincount(y).min() >= 3 else None
