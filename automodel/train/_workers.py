@@ -61,7 +61,7 @@ def plan_workers(
         return WorkerPlan(False, max(offered, 1), "train.use_gpu and this process sees no GPU")
     estimate = estimate_fit_s(spec, dataset, family, params, epochs)
     rows = len(dataset.X_train) + (len(dataset.X_val) if refit else 0)  # a refit: train + val
-    fit = f"one process trains {rows:,} rows x {epochs} epochs in ≈{estimate:.0f}s"
+    fit = f"one process trains {rows} rows x {epochs} epochs in ≈{estimate:.0f}s"
     if offered <= 1:
         return WorkerPlan(True, 1, f"{fit}; the cluster offers one worker", estimate)
     saved = estimate * (1 - 1 / offered)
