@@ -89,7 +89,7 @@ def test_refit_trains_on_train_and_validation_for_the_searched_epochs(digits):
     )
     info = trained.info
     assert info["refit"] is True and info["val_before_refit"] == 0.97 and trained.val_score == 0.97
-    assert info["train_rows"] == len(digits.X_train) + len(digits.X_val)
+    assert info["rows_seen"] == info["rows_available"] == len(digits.X_train) + len(digits.X_val)
     assert info["epochs"] == 3 and info["kept_epoch"] == 3
     assert all(r["val_accuracy"] is None for r in trained.history)  # no rows left to validate on
     assert "cosine over 5 epoch(s)" in info["recipe"]  # the trial's schedule, cut where it stopped
