@@ -20,6 +20,7 @@ class TrialProgress(Callback):
         self.progress, self.total, self.metric = progress, total, metric
         self.best = None
         self.before = 0  # trials a resumed sweep had finished before the restart
+        self.ended = 0  # trials of this session that ended (a count: Tune's list grows per trial)
 
     def resume_from(self, scores: list[float]) -> None:
         """Count the trials finished before a restart, and their best score."""
@@ -49,9 +50,12 @@ class TrialProgress(Callback):
         elif done < self.total:
             self.progress("search", f"stopped after {done} of {self.total} trials{said}")
 
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.ended += 1
+
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        done = self.before + 1
-        done += sum(1 for t in trials if t is not trial and t.status in ("TERMINATED", "ERROR"))
+        self.ended += 1
+        done = self.before + self.ended
         metric = self.metric
         r = trial.last_result or {}
         if r.get(metric) is None:

@@ -1,10 +1,11 @@
 """Searchers by their spec names: Optuna TPE, GP and random behind one Tune ``Searcher``; grid.
 
-:class:`OptunaSearcher` drives an Optuna study through Optuna's public ask/tell API and keeps the
-study in an Optuna journal file (``<run_dir>/tune/optuna.jsonl``, one JSON line per operation,
-written as it happens). A resumed sweep reopens the same study, so the sampler goes on modelling
-every trial already told instead of starting over at random; nothing of Tune's pickled state is
-read back.
+:class:`OptunaSearcher` asks an in-memory Optuna study through Optuna's public ask/tell API, of
+at most a thousand trials (:mod:`._window`: a sampler's cost grows with the trials it models),
+and records every finished trial in an Optuna journal file (``<run_dir>/tune/optuna.jsonl``,
+one JSON line a finished trial, appended as it finishes). A resumed sweep reopens that journal
+and models its trials again, so the sampler goes on from them instead of starting over at
+random; nothing of Tune's pickled state is read back.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from ray.tune.search import ConcurrencyLimiter, Searcher
 
 from automodel.search._families import cheapest_first
 from automodel.search._space import DefineByRun, default_params
+from automodel.search._window import SamplerHistory
 from automodel.spec import Spec
 
 SEARCHERS = ("tpe", "gp", "random", "grid")
@@ -81,24 +83,26 @@ def open_study(path: Path, sampler: Any, mode: str) -> Any:
 
 
 class OptunaSearcher(Searcher):
-    """A Tune searcher over a define-by-run space, asking and telling an Optuna study.
+    """A Tune searcher over a define-by-run space: the sampler asks ``history``'s bounded study,
+    and each finished trial is added to ``record``, the journalled study a resume reads.
 
-    Trials the study holds as running when it is opened belong to a killed sweep (they never
-    reported a final score); they are told failed, so the sampler does not wait on them.
+    Trials the record holds as running when it is opened (a journal written before finished
+    trials alone were recorded) are told failed, so no sampler waits on them.
     """
 
-    def __init__(self, space: DefineByRun, study: Any, metric: str, mode: str):
+    def __init__(
+        self, space: DefineByRun, history: SamplerHistory, record: Any, metric: str, mode: str
+    ):
         super().__init__(metric=metric, mode=mode)
         import optuna
 
-        self.space = space
-        self.study = study
+        self.space, self.history, self.study = space, history, record
         self._live: dict[str, Any] = {}  # Tune trial id -> Optuna trial
-        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-            study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+        for t in record.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            record.tell(t.number, state=optuna.trial.TrialState.FAIL)
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
-        trial = self.study.ask()
+        trial = self.history.ask()
         trial.set_user_attr(TUNE_TRIAL_ATTR, trial_id)
         constants = self.space(trial)
         self._live[trial_id] = trial
@@ -107,18 +111,15 @@ class OptunaSearcher(Searcher):
     def on_trial_complete(
         self, trial_id: str, result: dict | None = None, error: bool = False
     ) -> None:
-        import optuna
-
         trial = self._live.pop(trial_id, None)
         if trial is None:
             return
         value = None if (error or not result) else result.get(self.metric)
-        if value is None:
-            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        else:
-            self.study.tell(trial, float(value))
+        frozen = self.history.tell(trial, None if value is None else float(value))
+        # one journal line a finished trial, flushed to disk: all a resumed sweep needs of it
+        self.study.add_trial(frozen)
 
-    # The study is on disk after every ask and tell: Tune's own snapshot of it is not needed.
+    # Every finished trial is on disk in the record: Tune's own snapshot is not needed.
     def save(self, checkpoint_path: str) -> None:
         return None
 
@@ -146,23 +147,29 @@ def make_searcher(
     if s.searcher == "grid":
         return None
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    sampler = make_sampler(s.searcher, seed=spec.data.seed, num_samples=s.num_samples)
-    study = open_study(study_path, sampler, mode)
-    if study.trials:  # resumed: a sampler seeded afresh would redraw the first run's random trials
-        seed = spec.data.seed + len(study.trials)
-        study.sampler = make_sampler(s.searcher, seed=seed, num_samples=s.num_samples)
-    elif s.searcher in ("tpe", "gp"):
+    record = open_study(study_path, optuna.samplers.RandomSampler(), mode)
+    recorded = record.get_trials(deepcopy=False)
+    # resumed: a sampler seeded afresh would redraw the first run's random trials
+    seed = spec.data.seed + len(recorded)
+    history = SamplerHistory(
+        lambda generation: make_sampler(
+            s.searcher, seed=seed + generation, num_samples=s.num_samples
+        ),
+        "maximize" if mode == "max" else "minimize",
+    )
+    history.restore(t for t in recorded if t.state == optuna.trial.TrialState.COMPLETE)
+    if not recorded and s.searcher in ("tpe", "gp"):
         # each family's defaults first, cheapest family first: every family gets one sound
         # configuration early, and a short budget meets a score soon
         for family in cheapest_first(spaces)[: s.num_samples]:
-            study.enqueue_trial(default_params(family, spaces[family]))
+            history.enqueue(default_params(family, spaces[family]))
     space = DefineByRun(spaces, k_range, flat=s.searcher == "gp")
     return ConcurrencyLimiter(
-        OptunaSearcher(space, study, metric, mode), max_concurrent=s.max_concurrent
+        OptunaSearcher(space, history, record, metric, mode), max_concurrent=s.max_concurrent
     )
 
 
 def optuna_study(searcher: Any) -> Any:
-    """The Optuna study inside a searcher made by :func:`make_searcher` (None for grid)."""
+    """The journalled study of a searcher made by :func:`make_searcher` (None for grid)."""
     inner = getattr(searcher, "searcher", searcher)
     return getattr(inner, "study", None)
