@@ -69,3 +69,17 @@ def test_an_s3_artifact_loads_through_a_cache_keyed_by_content(artifact, s3, tmp
         read_artifact(uri)
     with pytest.raises(ArtifactError, match="does not exist"):
         read_artifact(f"{s3}/artifacts/nothing")
+
+
+def test_report_of_a_run_directory_in_s3(artifact, s3, tmp_path):  # noqa: F811
+    """`automodel report s3://.../run` reads the run from S3 and writes report.html back there."""
+    from tests.conftest import run_cli
+
+    run = f"{s3}/runs/iris/1"
+    storage.upload(artifact.path, f"{run}/artifact", last=("card.json",))
+    storage.write_text(f"{run}/spec.yaml", "name: iris\n")
+    r = run_cli("report", run, cwd=tmp_path, env={"AUTOMODEL_CACHE": str(tmp_path / "cache")})
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip() == f"report: {run}/report.html"
+    assert "<html" in storage.read_text(f"{run}/report.html").lower()
+    assert not [p for p in tmp_path.rglob("*") if p.name.endswith(":")]
