@@ -12,10 +12,12 @@ place: no restart, no dropped request.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 import numpy as np
+import ray
 from ray import serve
 from starlette.requests import Request
 from starlette.responses import Response
@@ -45,6 +47,10 @@ class ModelDeployment:
         self.inflight = 0
         self._batch_cap = 0
         self._probe: np.ndarray | None = None
+        self.canary = None  # automodel.serve._canary.Canary during `automodel rollout`
+        self.canary_artifact: str | None = None
+        self.tally: dict[tuple[str, int], int] = {}  # (version, status // 100) -> answers
+        self._metrics: asyncio.Task | None = None
 
     # ---- configuration (first start and every `serve deploy`) -----------------------------------
     def reconfigure(self, config: dict[str, Any]) -> None:
@@ -53,7 +59,12 @@ class ModelDeployment:
 
         reload_keys = ("artifact", "name", "threads", "max_rows", "auth_token_env")
         if self.server is None or any(config.get(k) != self.config.get(k) for k in reload_keys):
-            predictor = Predictor(config["artifact"], threads=config.get("threads", 1))
+            promoted = self.canary is not None and config["artifact"] == self.canary_artifact
+            predictor = (
+                self.canary.candidate.predictor
+                if promoted  # `automodel rollout` promoted the candidate this replica holds
+                else Predictor(config["artifact"], threads=config.get("threads", 1))
+            )
             probe = predictor.self_test()  # a model that cannot answer must never take traffic
             server = ModelServer(
                 predictor,
@@ -74,7 +85,69 @@ class ModelDeployment:
         self._batch_cap = self.max_batch_size
         self._batched.set_max_batch_size(self.max_batch_size)
         self._batched.set_batch_wait_timeout_s(float(config.get("batch_wait_timeout_s", 0.005)))
+        self._set_rollout(config)
         self.config = dict(config)
+
+    def _set_rollout(self, config: dict[str, Any]) -> None:
+        """Hold the candidate of ``config["rollout"]`` beside the stable version (or drop it)."""
+        from automodel.serve._canary import COLLECTOR_NAMESPACE, Canary
+
+        plan = config.get("rollout")
+        old = self.canary
+        if not plan:
+            self.canary = None
+        else:
+            try:
+                collector = ray.get_actor(plan["collector"], namespace=COLLECTOR_NAMESPACE)
+            except ValueError:  # the driver is gone: keep comparing, report nothing
+                collector = None
+            try:
+                if old is not None and plan["candidate"] == self.canary_artifact:
+                    candidate = old.candidate
+                else:
+                    candidate = self._load_candidate(plan["candidate"], config)
+            except Exception as exc:  # the stable version must keep serving whatever it is
+                logger.exception("the rollout's candidate %s does not load", plan["candidate"])
+                if collector is not None:
+                    collector.load_failed.remote(plan["step"], f"{type(exc).__name__}: {exc}")
+                self.canary = None
+                if old is not None:
+                    old.close()
+                return
+            # Both versions called directly (no batching) during a rollout: their latencies are
+            # then the same measure, not one with a batching wait and one without.
+            stable = self._server_for(self.server.predictor, config)
+            self.canary_artifact = plan["candidate"]
+            self.canary = Canary(
+                stable, candidate, plan["weight"], plan["step"], collector, self.tally
+            )
+        if old is not None:
+            old.close()
+
+    def _load_candidate(self, artifact: str, config: dict[str, Any]) -> ModelServer:
+        from automodel.serve._predictor import Predictor
+
+        predictor = Predictor(artifact, threads=config.get("threads", 1))
+        try:
+            predictor.self_test()
+        except Exception as exc:  # shadowed anyway: its failures are the rollout's evidence
+            logger.warning("candidate %s fails its self-test: %s", artifact, exc)
+        return self._server_for(predictor, config)
+
+    @staticmethod
+    def _server_for(predictor, config: dict[str, Any]) -> ModelServer:
+        from automodel.serve._settings import auth_token
+
+        return ModelServer(
+            predictor,
+            name=config.get("name"),
+            max_rows=config.get("max_rows", 10_000),
+            token=auth_token(config.get("auth_token_env")),
+        )
+
+    def rollout_config(self) -> dict[str, Any]:
+        """The user_config this replica runs (`automodel rollout` starts from it)."""
+        return dict(self.config)
 
     def check_health(self) -> None:
         """Serve calls this every few seconds: the probe row must still give the same answer."""
@@ -87,9 +160,31 @@ class ModelDeployment:
         # Counted from arrival: requests still reading their body are about to want the model too.
         self.inflight += 1
         try:
-            return await self._answer(request)
+            response = await self._answer(request)
         finally:
             self.inflight -= 1
+        if self.canary is None:  # a canary counts the version that answered itself
+            key = (self.server.version, response.status_code // 100)
+            self.tally[key] = self.tally.get(key, 0) + 1
+        if self._metrics is None:
+            self._metrics = asyncio.get_running_loop().create_task(self._export_loop())
+        return response
+
+    async def _export_loop(self) -> None:
+        """Answers by model version and status class, as ``automodel_serve_requests_total`` in
+        Ray's /metrics; summed here and sent once a second (a metric call a request costs more)."""
+        from ray.serve.metrics import Counter
+
+        counter = Counter(
+            "automodel_serve_requests",
+            description="answers by the model version that produced them and HTTP status class",
+            tag_keys=("version", "status"),
+        )
+        while True:
+            await asyncio.sleep(1.0)
+            tally, self.tally = self.tally, {}
+            for (version, cls), n in tally.items():
+                counter.inc(n, tags={"version": str(version), "status": f"{cls}xx"})
 
     async def _answer(self, request: Request) -> Response:
         server = self.server
@@ -120,6 +215,9 @@ class ModelDeployment:
                     "bytes (serve.max_body_bytes)",
                 )
             )
+        canary = self.canary
+        if canary is not None:
+            return _response(await canary.answer(request.method, path, request.headers, body))
         return _response(await server.handle(request.method, path, request.headers, body))
 
     async def infer(self, X: np.ndarray) -> np.ndarray:

@@ -18,6 +18,8 @@ HEADER = """\
 # http_options.host {host}: {host_note}
 # Fast ingress: start Ray with RAY_SERVE_ENABLE_HA_PROXY=1 RAY_SERVE_THROUGHPUT_OPTIMIZED=1 in its
 # environment (`ray start --head` on every node); without them Serve's Python proxy is used.
+# Add RAY_SERVE_HAPROXY_RETRY_ON="conn-failure empty-response" RAY_SERVE_HAPROXY_RETRIES=1 so a
+# request whose replica dies before answering is replayed once on another (`automodel serve` does).
 # New model version: point user_config.artifact at the new artifact and `serve deploy` again; the
 # replicas reload it in place without dropping requests. Every node must see the artifact path
 # and have automodel installed (the project's Docker image, or a runtime_env).
@@ -117,7 +119,8 @@ def apply_config(config: dict[str, Any], *, timeout_s: float = 120, stop=None) -
     from automodel.serve._launch import ServeError
 
     ServeDeploySchema.model_validate(config)
-    _start_serve(config.get("http_options") or {}, config.get("proxy_location"))
+    if "http_options" in config:  # an update of a running app (`automodel rollout`) has none
+        _start_serve(config["http_options"] or {}, config.get("proxy_location"))
     targets = [
         serve.RunTarget(_application(app), name=app["name"], route_prefix=app["route_prefix"])
         for app in config["applications"]

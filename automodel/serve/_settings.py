@@ -95,6 +95,12 @@ def user_config(artifact_path: str | Path, settings: ServeSpec, name: str) -> di
         "name": name,
         "threads": max(1, int(settings.num_cpus)),
         **{k: getattr(settings, k) for k in LIVE_KEYS},
+        # How this app was deployed, so `automodel rollout` can redeploy it with only the
+        # rollout changed (Serve has no public call that reads a running deployment's options).
+        "deploy": {
+            "route_prefix": settings.route_prefix,
+            "options": deployment_options(settings),
+        },
     }
 
 

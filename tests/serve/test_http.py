@@ -545,6 +545,7 @@ def test_prometheus_metrics_count_requests_latency_and_batches(served, client):
         "ray_serve_deployment_request_counter",
         "ray_serve_deployment_processing_latency_ms",
         "ray_serve_actual_batch_size",
+        "automodel_serve_requests",  # answers by model version
     )
     while time.time() < deadline:
         text = httpx.get(server.metrics_url, timeout=10).text
@@ -561,6 +562,13 @@ def test_prometheus_metrics_count_requests_latency_and_batches(served, client):
         if m.startswith("ray_serve_deployment_request_counter") and 'deployment="Model"' in m
     )
     assert float(line.rsplit(" ", 1)[1]) >= len(results)
+    by_version = [
+        m
+        for m in text.splitlines()
+        if "automodel_serve_requests" in m and 'status="2xx"' in m and not m.startswith("#")
+    ]
+    version = httpx.get(f"{server.url}/", timeout=10).json()["version"]
+    assert any(f'version="{version}"' in m for m in by_version), by_version
 
 
 def test_new_version_replaces_the_old_without_dropping_requests(served, tmp_path, digits):
