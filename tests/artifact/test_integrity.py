@@ -83,3 +83,35 @@ def test_report_of_a_run_directory_in_s3(artifact, s3, tmp_path):  # noqa: F811
     assert r.stdout.strip() == f"report: {run}/report.html"
     assert "<html" in storage.read_text(f"{run}/report.html").lower()
     assert not [p for p in tmp_path.rglob("*") if p.name.endswith(":")]
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_a_changed_byte_in_model_onnx_is_refused_by_predict_and_serving(
+    artifact,  # noqa: F811
+    where,
+    s3,
+    tmp_path,
+):
+    """`automodel predict` exits 2 with one line, before any work; the serving Predictor (what a
+    replica loads) raises the same one-line ArtifactError."""
+    from automodel.serve import Predictor
+    from tests.conftest import run_cli
+
+    _flip_a_byte(artifact.path / "model.onnx")
+    art = str(artifact.path)
+    if where == "s3":
+        art = f"{s3}/artifacts/iris"
+        storage.upload(artifact.path, art, last=("card.json",))
+    data = tmp_path / "rows.csv"
+    data.write_text(
+        "sepal length (cm),sepal width (cm),petal length (cm),petal width (cm)\n1,2,3,4\n"
+    )
+    env = {"AUTOMODEL_CACHE": str(tmp_path / "cache")}
+    r = run_cli("predict", art, str(data), "--out", str(tmp_path / "scores"), env=env)
+    assert r.returncode == 2, (r.stdout, r.stderr[-2000:])
+    line = r.stderr.strip()
+    assert "\n" not in line and "model.onnx does not match card.json" in line, line
+    assert not (tmp_path / "scores").exists()
+    with pytest.raises(ArtifactError, match="model.onnx does not match card.json") as err:
+        Predictor(art)
+    assert "\n" not in str(err.value)
