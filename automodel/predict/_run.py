@@ -119,8 +119,8 @@ def predict(
     from automodel.artifact import read_artifact
     from automodel.data._files import read_schema, resolve_files
     from automodel.predict._encode import BatchEncoder, numeric_input_type
+    from automodel.predict._parts import prediction_columns
     from automodel.predict._read import plan_types
-    from automodel.predict._sink import prediction_columns
 
     start = time.time()
     say = progress or (lambda stage, message: None)
@@ -207,57 +207,79 @@ def _score(
     """The streamed part of :func:`predict`, once every check has passed and ``out`` exists."""
     from automodel.cluster._runtime import ray_session
     from automodel.predict._encode import BatchEncoder
+    from automodel.predict._local import runs_here, score_here
     from automodel.predict._scorer import ModelFiles
     from automodel.spec import RuntimeSpec
 
     encoder = BatchEncoder(art.preprocessor)
 
-    runtime = RuntimeSpec(address=address or os.environ.get("RAY_ADDRESS"))
-    with ray_session(runtime):
-        import ray
-        import ray.data
-
-        from automodel.data._files import reading
-        from automodel.predict._quiet import without_restart_notice
-        from automodel.predict._read import read_input
-        from automodel.predict._scorer import Scorer
-        from automodel.predict._sink import PredictionSink
-        from automodel.predict._tally import Tally
-
-        ctx = ray.data.DataContext.get_current()
-        ctx.enable_progress_bars = False  # our own line below, not tqdm bars on the driver
-        ctx.print_on_execution_start = False
-        _quiet_ray_data()
-        _check_fits(num_cpus, num_gpus)
-        tally = ray.remote(num_cpus=0)(Tally).remote()
+    if runs_here(
+        files, address=address, concurrency=concurrency, num_cpus=num_cpus, num_gpus=num_gpus
+    ):
+        # a small local input: scored in this process, no Ray start (see predict/_local.py)
         numeric = {c.name for c in art.preprocessor.columns if c.kind == "numeric"}
-        ds = read_input(files, types, numeric, set(encoder.columns), IO_CPUS)
-        scored = ds.map_batches(
-            Scorer,
-            fn_constructor_kwargs={
-                # Inside a list, the object ref reaches the actor as a ref: the model's bytes
-                # sit once in the object store, not in every actor's (restartable) arguments.
-                "model": [ray.put(ModelFiles.of(art))],
-                "keep": kept,
-                "probabilities": probabilities,
-                "tally": tally,
-                "use_gpu": num_gpus > 0,
-            },
-            batch_format="pyarrow",
+        result, actors = score_here(
+            art,
+            files,
+            types,
+            numeric,
+            set(encoder.columns),
+            kept,
+            added,
+            fs,
+            out_path,
+            probabilities=probabilities,
             batch_size=batch_size,
-            concurrency=concurrency,
-            num_cpus=num_cpus,
-            num_gpus=num_gpus or None,
-            zero_copy_batch=True,
-            # Ray Data places actor pools with SPREAD by default (DataContext.scheduling_strategy):
-            # one actor a node before two on one, so a cluster's nodes all read and score.
+            say=say,
         )
-        sink = PredictionSink(fs, out_path, added, tally)
-        say("predict", f"scoring {len(files)} {files.format} file(s) from {files.source}")
-        with reading(files), without_restart_notice():
-            _write_with_progress(scored, sink, tally, say, start)
-        result = sink.result or {"rows": 0, "errors": 0, "files": 0}
-        snap = _settled(tally, result["rows"] + result["errors"])
+        snap = {"actors": actors}
+    else:
+        runtime = RuntimeSpec(address=address or os.environ.get("RAY_ADDRESS"))
+        with ray_session(runtime):
+            import ray
+            import ray.data
+
+            from automodel.data._files import reading
+            from automodel.predict._quiet import without_restart_notice
+            from automodel.predict._read import read_input
+            from automodel.predict._scorer import Scorer
+            from automodel.predict._sink import PredictionSink
+            from automodel.predict._tally import Tally
+
+            ctx = ray.data.DataContext.get_current()
+            ctx.enable_progress_bars = False  # our own line below, not tqdm bars on the driver
+            ctx.print_on_execution_start = False
+            _quiet_ray_data()
+            _check_fits(num_cpus, num_gpus)
+            tally = ray.remote(num_cpus=0)(Tally).remote()
+            numeric = {c.name for c in art.preprocessor.columns if c.kind == "numeric"}
+            ds = read_input(files, types, numeric, set(encoder.columns), IO_CPUS)
+            scored = ds.map_batches(
+                Scorer,
+                fn_constructor_kwargs={
+                    # Inside a list, the object ref reaches the actor as a ref: the model's bytes
+                    # sit once in the object store, not in every actor's (restartable) arguments.
+                    "model": [ray.put(ModelFiles.of(art))],
+                    "keep": kept,
+                    "probabilities": probabilities,
+                    "tally": tally,
+                    "use_gpu": num_gpus > 0,
+                },
+                batch_format="pyarrow",
+                batch_size=batch_size,
+                concurrency=concurrency,
+                num_cpus=num_cpus,
+                num_gpus=num_gpus or None,
+                zero_copy_batch=True,
+                # Ray Data places actor pools with SPREAD by default (DataContext.scheduling_strategy):
+                # one actor a node before two on one, so a cluster's nodes all read and score.
+            )
+            sink = PredictionSink(fs, out_path, added, tally)
+            say("predict", f"scoring {len(files)} {files.format} file(s) from {files.source}")
+            with reading(files), without_restart_notice():
+                _write_with_progress(scored, sink, tally, say, start)
+            result = sink.result or {"rows": 0, "errors": 0, "files": 0}
+            snap = _settled(tally, result["rows"] + result["errors"])
     wall = time.time() - start
     rows = result["rows"] + result["errors"]
     summary = PredictSummary(

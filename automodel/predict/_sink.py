@@ -10,15 +10,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from ray.data import Datasink
 from ray.data.block import BlockAccessor
 
-from automodel.predict._scorer import ERROR_COLUMN, PREDICTION
+from automodel.predict._parts import ERRORS_DIR, PartWriter, prediction_columns
 
-ERRORS_DIR = "errors"
 ROWS_PER_FILE = 131072
 
 
@@ -53,43 +49,14 @@ class PredictionSink(Datasink):
 
     def write(self, blocks, ctx) -> dict:
         name = f"part-{self.run_id}-{ctx.task_idx:06d}.parquet"
-        good_writer = bad_writer = None
-        rows = errors = 0
-        try:
+        with PartWriter(self.filesystem, self.path, name, self.dropped_on_error) as part:
             for block in blocks:
                 table = BlockAccessor.for_block(block).to_arrow()
                 if table.num_rows == 0:
                     continue
-                refused = pc.is_valid(table.column(ERROR_COLUMN))
-                n_bad = pc.sum(refused).as_py() or 0
-                good = table if n_bad == 0 else table.filter(pc.invert(refused))
-                good = good.drop_columns([ERROR_COLUMN])
-                if good.num_rows:
-                    if good_writer is None:
-                        good_writer = self._writer(f"{self.path}/{name}", good.schema)
-                    good_writer.write_table(good)
-                    rows += good.num_rows
-                if n_bad:
-                    bad = table.filter(refused).drop_columns(
-                        [c for c in self.dropped_on_error if c in table.column_names]
-                    )
-                    bad = bad.rename_columns(
-                        ["error" if c == ERROR_COLUMN else c for c in bad.column_names]
-                    )
-                    if bad_writer is None:
-                        path = f"{self.path}/{ERRORS_DIR}/{name}"
-                        bad_writer = self._writer(path, bad.schema)
-                    bad_writer.write_table(bad.cast(bad_writer.schema))
-                    errors += bad.num_rows
+                part.write(table)
                 self.tally.wrote.remote(table.num_rows)
-        finally:
-            for w in (good_writer, bad_writer):
-                if w is not None:
-                    w.close()
-        return {"rows": rows, "errors": errors, "files": int(good_writer is not None)}
-
-    def _writer(self, path: str, schema: pa.Schema) -> pq.ParquetWriter:
-        return pq.ParquetWriter(path, schema, filesystem=self.filesystem)
+        return part.counts()
 
     def on_write_complete(self, write_result) -> None:
         returns = [r for r in write_result.write_returns if r]
@@ -100,11 +67,4 @@ class PredictionSink(Datasink):
         }
 
 
-def prediction_columns(task: str, classes: list | None, probabilities: bool) -> list[str]:
-    """The columns a scored row gains (and a refused row does not get)."""
-    from automodel.predict._scorer import probability_column
-
-    cols = [PREDICTION]
-    if probabilities and task == "classification" and classes:
-        cols += [probability_column(c) for c in classes]
-    return cols
+__all__ = ["PredictionSink", "prediction_columns"]  # prediction_columns: kept importable here
