@@ -14,6 +14,7 @@ import contextlib
 import io
 import json
 import logging
+import os
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -35,6 +36,10 @@ from automodel.spec import Spec
 
 EXPERIMENT = "tune"
 SWEEP_FILE = "sweep.json"  # written when a sweep starts: what --resume looks for
+# Tune snapshots its experiment state (every trial so far, as JSON) every 10 s or, as it grows, so
+# that snapshots take ~5% of the driver ("auto"): a cost that grows with the sweep. A resumed sweep
+# never reads it (it reads the journals), so it is taken every 5 minutes, unless the user set it.
+SNAPSHOT_ENV, SNAPSHOT_S = "TUNE_GLOBAL_CHECKPOINT_S", "300"
 
 
 def feature_ranking(spec: Spec, dataset: Dataset) -> np.ndarray | None:
@@ -228,7 +233,7 @@ def _run(
             log_to_file=False,
         ),
     )
-    with _quiet_console(), warnings.catch_warnings():
+    with _quiet_console(), _env_default(SNAPSHOT_ENV, SNAPSHOT_S), warnings.catch_warnings():
         # GP fits its model inside the define-by-run space function: slow there by design.
         warnings.filterwarnings("ignore", message="Define-by-run function passed in the `space`")
         return tuner.fit()
@@ -290,6 +295,19 @@ def _expected_trials(spec: Spec, task: str, n_features: int) -> int:
 
 def _trial_dirname(trial: Any) -> str:
     return trial.trial_id
+
+
+@contextlib.contextmanager
+def _env_default(name: str, value: str) -> Iterator[None]:
+    """``name`` set to ``value`` while the sweep runs (Tune reads it then), unless already set."""
+    if name in os.environ:
+        yield
+        return
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        os.environ.pop(name, None)
 
 
 @contextlib.contextmanager
