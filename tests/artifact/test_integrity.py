@@ -115,3 +115,21 @@ def test_a_changed_byte_in_model_onnx_is_refused_by_predict_and_serving(
     with pytest.raises(ArtifactError, match="model.onnx does not match card.json") as err:
         Predictor(art)
     assert "\n" not in str(err.value)
+
+
+def test_compress_from_s3_to_s3(s3, tmp_path):
+    """`automodel compress s3://.../artifact --out s3://...`: read through the cache, compressed
+    locally, uploaded with card.json last; the S3 float artifact stays as it was."""
+    from tests.compress.conftest import cli, make_artifact, one_thread
+
+    with one_thread():
+        art = make_artifact(tmp_path / "run" / "artifact", "mlp", {"hidden": [16]}, epochs=1)
+    src, out = f"{s3}/models/float", f"{s3}/models/int8"
+    storage.upload(art, src, last=("card.json",))
+    before = storage.read_bytes(f"{src}/card.json")
+    r = cli("-q", "compress", src, "--out", out, "--quantize", "int8", "--max-metric-drop", "1")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert f"float artifact kept: {src}" in r.stdout
+    assert storage.read_bytes(f"{src}/card.json") == before
+    small = read_artifact(out)  # hashes checked on the way in
+    assert small.card.compression.chosen == "int8" and small.source == out
