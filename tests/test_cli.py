@@ -137,4 +137,5 @@ def test_time_budget_without_num_samples_searches_until_its_share_is_used(ray_cl
     raw["search"]["num_samples"] = 2
     said = _Lines()
     result = run(spec_from_dict(raw), tmp_path / "b", progress=said, time_budget_s=40)
-    assert len(result.search.leaderboard) == 2, result.search.leaderboard
+    board = result.search.leaderboard  # (a loaded machine may add the budget's fallback row)
+    assert (board["status"] != "fallback").sum() == 2, board
