@@ -14,8 +14,10 @@ install-dev:
 	$(PIP) install -q "$(TORCH)"
 	$(PIP) install -q -e ".[dev]"
 
+# `$(PYTHON) -m automodel`: the interpreter given (PYTHON=.venv/bin/python), not whatever
+# `automodel` is first on PATH.
 quickstart: install
-	automodel run --out automodel_runs/quickstart
+	$(PYTHON) -m automodel run --out automodel_runs/quickstart
 
 # The tests start their own Ray (own temp dir, ports and HOME) and stop exactly what they started:
 # nothing here stops Ray or HAProxy processes, which may belong to another user or a running server.

@@ -28,7 +28,8 @@ tr.best td{background:#eef7ee;font-weight:600}table.facts td:first-child{color:#
 .params{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:11.5px;color:#444}
 .st{padding:1px 6px;border-radius:8px;font-size:11.5px;background:#eee}.st.completed{background:#e3f1e3}
 .st.stopped_early{background:#fdf0dc}.st.error,.st.rejected{background:#fbe3e3}.st.qualified{background:#e3ecf7}.st.chosen{background:#cfe9cf;font-weight:600}
-.restart{color:#b42318;font-weight:600}.grid{display:flex;flex-wrap:wrap;gap:12px}svg.plot{max-width:100%;height:auto;background:#fff}
+.restart{color:#b42318;font-weight:600}.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(400px,1fr));gap:12px}
+svg.plot{width:100%;height:auto;background:#fff}svg.plot[data-size=natural]{width:auto;max-width:100%}
 pre{background:#f6f8fa;padding:10px;border-radius:5px;overflow:auto;font-size:12px}
 nav{font-size:12.5px;margin:6px 0 0}nav a{margin-right:10px;color:#36c;text-decoration:none}
 code{font-size:12px}

@@ -48,7 +48,7 @@ def _epoch_chart(
         x_label="epoch",
         y_label=y_label,
         marks=marks,
-        width=470,
+        width=460,
         height=260,
     )
 
@@ -74,9 +74,16 @@ def training_section(data: RunData) -> str | None:
             ]
         ],
     )
+    refit = getattr(train, "refit", None)  # written by the trainers, not a field of the contract
+    fitted = {True: "retrained on train + validation", False: "trained on the training split"}
+    fitted = f"<p>The winner {fitted.get(refit, 'was trained')}."
     points = [r for r in card.history if r.train_loss is not None or r.val()]
     if len(points) < 2:
-        return facts + note("This model trains in one fit: there is no per-epoch history to draw.")
+        return (
+            facts
+            + f"{fitted}</p>"
+            + note("This model trains in one fit: there is no per-epoch history to draw.")
+        )
     # The one restart marker: the first epoch a replacement worker group ran.
     marks = [svg.Mark(float(e), "worker restart") for e in card.restart_epochs]
     charts = []
@@ -113,7 +120,7 @@ def training_section(data: RunData) -> str | None:
             f"the replacement group resumed from the last checkpoint and ran epoch {at} first "
             "(dashed red lines).</span>"
         )
-    return f'{facts}<p>The winner retrained on the full training split.{restarts}</p><div class="grid">{"".join(charts)}</div>'
+    return f'{facts}{fitted}{restarts}</p><div class="grid">{"".join(charts)}</div>'
 
 
 def test_section(data: RunData) -> str | None:
@@ -165,8 +172,9 @@ def test_section(data: RunData) -> str | None:
                 x_label="actual",
                 y_label="predicted",
                 diagonal=True,
-                width=460,
-                height=400,
+                width=520,
+                height=460,
+                natural=True,
             )
         )
     else:
@@ -301,7 +309,7 @@ def compression_section(data: RunData) -> str | None:
             title=f"size vs test {metric}",
             x_label="model size (KB)",
             y_label=f"test {metric}",
-            width=620,
+            width=940,
             height=300,
             marks=marks,
         )

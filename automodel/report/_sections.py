@@ -56,10 +56,39 @@ def size(n: Any) -> str:
 
 
 def params_text(params: dict[str, Any]) -> str:
+    """``k=v, ...`` with floats to 3 significant digits, nested ones too; an ensemble's
+    ``members`` as ``family ×weight (its params)``, its hyperparameters."""
+    if set(params) == {"members"} and isinstance(params["members"], list):
+        return "; ".join(
+            f"{escape(str(m.get('family')))} ×{num(m.get('weight'), 2)} "
+            f"({params_text(m.get('params') or {})})"
+            for m in params["members"]
+            if isinstance(m, dict)
+        )
     return ", ".join(
-        f"{k}={num(v, 3) if isinstance(v, float) else escape(json.dumps(v) if isinstance(v, (list, dict)) else str(v))}"
+        f"{k}={num(v, 3) if isinstance(v, float) else escape(json.dumps(_rounded(v)) if isinstance(v, (list, dict)) else str(v))}"
         for k, v in sorted(params.items())
     )
+
+
+def _rounded(v: Any) -> Any:
+    """``v`` with every float in it to 3 significant digits (for a JSON rendering)."""
+    if isinstance(v, float) and math.isfinite(v):
+        return float(f"{v:.3g}")
+    if isinstance(v, list):
+        return [_rounded(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _rounded(x) for k, x in v.items()}
+    return v
+
+
+def ensemble_members(data: RunData) -> list[dict] | None:
+    """The shipped ensemble's members (family, weight, params), or None for a single model."""
+    card = data.card
+    if card is None or card.family != "ensemble":
+        return None
+    members = card.params.get("members")
+    return [m for m in members if isinstance(m, dict)] if isinstance(members, list) else None
 
 
 def table(
@@ -113,18 +142,37 @@ def summary(data: RunData) -> str:
         f'<div class="tile"><div class="k">{k}</div><div class="v">{v}</div></div>'
         for k, v in tiles
     )
-    why = ""
-    if data.leaderboard and data.best_family:
-        rows = [r for r in data.leaderboard if r.score is not None]
-        if len(rows) > 1:
-            runner = next((r for r in rows if r.family != rows[0].family), None)
-            if runner:
-                why = (
-                    f"<p>{escape(rows[0].family)} won the sweep with validation {metric} "
-                    f"{num(rows[0].score)} against {num(runner.score)} for the best other family "
-                    f"({escape(runner.family)}), over {len(data.leaderboard)} trials.</p>"
-                )
-    return f'<div class="tiles">{html}</div>{why}'
+    return f'<div class="tiles">{html}</div>{_winner(data, metric)}'
+
+
+def _winner(data: RunData, metric: str) -> str:
+    """One statement of what was shipped and why, agreeing with the card."""
+    rows = [r for r in data.leaderboard if r.score is not None]
+    if not rows or not data.best_family:
+        return ""
+    best, n = rows[0], len(data.leaderboard)
+    members = ensemble_members(data)
+    if members is not None:
+        parts = ", ".join(
+            f"{escape(str(m.get('family')))} (weight {num(m.get('weight'), 2)})" for m in members
+        )
+        val = data.card.metrics.val.get(metric) if data.card is not None else None
+        score = f" with validation {metric} {num(val)}" if val is not None else ""
+        return (
+            f"<p>Winner: a weighted ensemble of {parts}{score}; it beat the sweep's best single "
+            f"model, {escape(best.family)} (validation {metric} {num(best.score)}, best of {n} "
+            "trials), so it was shipped.</p>"
+        )
+    runner = next((r for r in rows if r.family != best.family), None)
+    against = (
+        f" against {num(runner.score)} for the best other family ({escape(runner.family)})"
+        if runner
+        else ""
+    )
+    return (
+        f"<p>Winner: {escape(data.best_family)}, validation {metric} {num(best.score)}{against}, "
+        f"over {n} trials.</p>"
+    )
 
 
 def spec_section(data: RunData) -> str | None:
@@ -167,7 +215,6 @@ def data_section(data: RunData) -> str | None:
                 colors=[svg.PALETTE[0]] * len(labels),
                 x_label="rows",
                 notes=[f"({100 * v / total:.1f}%)" for v in values],
-                width=560,
             )
         )
     return "".join(out)
@@ -200,7 +247,6 @@ def features_section(data: RunData) -> str | None:
         [scores[i] for i in shown],
         colors=colors,
         x_label="mutual information with the target",
-        width=620,
         bar=12,
         cut_after=cut,
         cut_label=f"kept k = {k} above" if k else "",
@@ -378,15 +424,28 @@ def hyperparameters(data: RunData) -> str | None:
     metric, fam = data.metric, data.best_family
     if not data.leaderboard:
         return None
+    members = ensemble_members(data)
+    intro = ""
+    if members is not None:  # the ensemble's hyperparameters are its members and weights
+        intro = "<p>The shipped ensemble's members (its hyperparameters):</p>" + table(
+            ["family", "weight", "params"],
+            [
+                [
+                    escape(str(m.get("family"))),
+                    num(m.get("weight"), 3),
+                    f'<span class="params">{params_text(m.get("params") or {})}</span>',
+                ]
+                for m in members
+            ],
+        )
+        scored = [r for r in data.leaderboard if r.score is not None]
+        fam = scored[0].family if scored else None  # the sweep's best family, charted below
     rows = [r for r in data.leaderboard if r.family == fam and r.score is not None]
     if len(rows) < 2:
-        return (
-            note(
-                f"Only {len(rows)} scored trial of {escape(str(fam))}: no hyperparameter comparison to draw."
-            )
-            if fam
-            else None
-        )
+        if not fam:
+            return intro or None
+        what = "No scored trial" if not rows else "Only one scored trial"
+        return intro + note(f"{what} of {escape(str(fam))}: no hyperparameter comparison to draw.")
     best = rows[0]
     names = sorted({k for r in rows for k in r.params})
     charts = []
@@ -429,14 +488,14 @@ def hyperparameters(data: RunData) -> str | None:
                 x_label=name + (" (log)" if log else ""),
                 y_label=f"val {metric}",
                 log_x=log,
-                width=320,
-                height=230,
+                width=460,
+                height=280,
                 x_categories=[c.strip('"') for c in cats] if cats else None,
             )
         )
     if not charts:
-        return note(f"The {len(rows)} {escape(fam)} trials share the same hyperparameters.")
-    return (
+        return intro + note(f"The {len(rows)} {escape(fam)} trials share the same hyperparameters.")
+    return intro + (
         f"<p>Each {escape(fam)} trial's validation {escape(metric)} against each hyperparameter that varied; "
         f'the star is the winner.</p><div class="grid">{"".join(charts)}</div>'
     )

@@ -161,8 +161,11 @@ class _Frame:
     title: str
     width: int = 640
     height: int = 300
-    margin: tuple[int, int, int, int] = (34, 20, 46, 62)  # top, right, bottom, left
+    margin: tuple[int, int, int, int] = (38, 24, 52, 70)  # top, right, bottom, left
     parts: list[str] = field(default_factory=list)
+    # drawn at its own size (a confusion matrix, a square scatter); the others fill the page's
+    # width, drawn about as wide as they show so their labels read at their font size
+    natural: bool = False
 
     @property
     def box(self) -> tuple[float, float, float, float]:
@@ -173,17 +176,18 @@ class _Frame:
         """The finished element; ``legend`` items (label, colour, marker) wrap along the top."""
         items, x, y = [], self.box[0], 4
         for label, col, kind in legend or []:
-            step = 24 + 6.2 * len(label)
+            step = 26 + 7.4 * len(label)
             if x + step > self.width and x > self.box[0]:
-                x, y = self.box[0], y + 15
+                x, y = self.box[0], y + 17
             items.append(
                 _marker(kind, x + 5, y + 7, 3.2, col, None)
-                + f'<text x="{x + 13}" y="{y + 11}" font-size="11" fill="{INK}">{escape(label)}</text>'
+                + f'<text x="{x + 13}" y="{y + 11}" font-size="13" fill="{INK}">{escape(label)}</text>'
             )
             x += step
         label = escape(self.title or self.name)
+        size = ' data-size="natural"' if self.natural else ""
         return (
-            f'<svg class="plot" data-plot="{escape(self.name)}" role="img" '
+            f'<svg class="plot" data-plot="{escape(self.name)}"{size} role="img" '
             f'aria-label="{label}" viewBox="0 0 {self.width} {self.height}" width="{self.width}" '
             f'height="{self.height}" font-family="sans-serif"><title>{label}</title>'
             f"{''.join(items)}{''.join(self.parts)}</svg>"
@@ -198,22 +202,22 @@ class _Frame:
             y = sy(t)
             p.append(
                 f'<line x1="{x0}" y1="{y:.1f}" x2="{x1}" y2="{y:.1f}" stroke="{GRID}"/>'
-                f'<text x="{x0 - 6}" y="{y + 4:.1f}" font-size="11" text-anchor="end" fill="{INK}">{fmt(t)}</text>'
+                f'<text x="{x0 - 6}" y="{y + 4:.1f}" font-size="13" text-anchor="end" fill="{INK}">{fmt(t)}</text>'
             )
         for t, label in x_ticks or [(t, fmt(t)) for t in sx.ticks()]:
             x = sx(t)
             p.append(
                 f'<line x1="{x:.1f}" y1="{y1}" x2="{x:.1f}" y2="{y1 + 4}" stroke="{INK}"/>'
-                f'<text x="{x:.1f}" y="{y1 + 16}" font-size="11" text-anchor="middle" fill="{INK}">{escape(label)}</text>'
+                f'<text x="{x:.1f}" y="{y1 + 16}" font-size="13" text-anchor="middle" fill="{INK}">{escape(label)}</text>'
             )
         p.append(
             f'<rect x="{x0}" y="{y0}" width="{x1 - x0}" height="{y1 - y0}" fill="none" stroke="{INK}" stroke-width="0.8"/>'
         )
         p.append(
-            f'<text x="{(x0 + x1) / 2}" y="{self.height - 8}" font-size="12" text-anchor="middle" fill="{INK}">{escape(x_label)}</text>'
+            f'<text x="{(x0 + x1) / 2}" y="{self.height - 8}" font-size="14" text-anchor="middle" fill="{INK}">{escape(x_label)}</text>'
         )
         p.append(
-            f'<text transform="translate(14,{(y0 + y1) / 2}) rotate(-90)" font-size="12" text-anchor="middle" '
+            f'<text transform="translate(14,{(y0 + y1) / 2}) rotate(-90)" font-size="14" text-anchor="middle" '
             f'fill="{INK}">{escape(y_label)}</text>'
         )
 
@@ -227,13 +231,14 @@ def xy_chart(
     y_label: str = "",
     log_x: bool = False,
     marks: Sequence[Mark] = (),
-    width: int = 640,
-    height: int = 300,
+    width: int = 940,
+    height: int = 320,
     x_categories: Sequence[str] | None = None,
     diagonal: bool = False,
+    natural: bool = False,
 ) -> str:
     """Lines and/or scatters on shared axes; ``x_categories`` puts strings at x = 0, 1, ..."""
-    f = _Frame(name, title, width, height)
+    f = _Frame(name, title, width, height, natural=natural)
     x0, y0, x1, y1 = f.box
     xs = [x for s in series for x in s.xs] + [m.at for m in marks if not m.horizontal]
     ys = [y for s in series for y in s.ys] + [m.at for m in marks if m.horizontal]
@@ -258,7 +263,7 @@ def xy_chart(
             f.parts.append(
                 f'<line x1="{x0}" y1="{y:.1f}" x2="{x1}" y2="{y:.1f}" stroke="{m.color}" '
                 f'stroke-dasharray="5 3"><title>{escape(m.label)}</title></line>'
-                f'<text x="{x1 - 4}" y="{y - 4:.1f}" font-size="10" text-anchor="end" fill="{m.color}">'
+                f'<text x="{x1 - 4}" y="{y - 4:.1f}" font-size="12" text-anchor="end" fill="{m.color}">'
                 f"{escape(m.label)}</text>"
             )
             continue
@@ -266,7 +271,7 @@ def xy_chart(
         f.parts.append(
             f'<line x1="{x:.1f}" y1="{y0}" x2="{x:.1f}" y2="{y1}" stroke="{m.color}" stroke-dasharray="5 3">'
             f"<title>{escape(m.label)}</title></line>"
-            f'<text x="{x + 3:.1f}" y="{y0 + 12}" font-size="10" fill="{m.color}">{escape(m.label)}</text>'
+            f'<text x="{x + 3:.1f}" y="{y0 + 12}" font-size="12" fill="{m.color}">{escape(m.label)}</text>'
         )
     # Points that share a spot share one label.
     labels: dict[tuple[int, int], tuple[float, float, float, list[str]]] = {}
@@ -299,12 +304,12 @@ def xy_chart(
         text = escape(", ".join(texts))
         if x > x1 - 6 * len(text) - 10:  # near the right edge: write it on the left
             f.parts.append(
-                f'<text x="{x - size - 4:.1f}" y="{y + 4:.1f}" font-size="10.5" '
+                f'<text x="{x - size - 4:.1f}" y="{y + 4:.1f}" font-size="12.5" '
                 f'text-anchor="end" fill="{INK}">{text}</text>'
             )
         else:
             f.parts.append(
-                f'<text x="{x + size + 4:.1f}" y="{y + 4:.1f}" font-size="10.5" '
+                f'<text x="{x + size + 4:.1f}" y="{y + 4:.1f}" font-size="12.5" '
                 f'fill="{INK}">{text}</text>'
             )
     seen, legend = set(), []
@@ -323,14 +328,14 @@ def hbar_chart(
     colors: Sequence[str],
     title: str = "",
     x_label: str = "",
-    width: int = 640,
-    bar: int = 14,
+    width: int = 940,
+    bar: int = 16,
     notes: Sequence[str] | None = None,
     cut_after: int | None = None,
     cut_label: str = "",
 ) -> str:
     """Horizontal bars, one a label, top to bottom in the given order; a dashed rule after bar ``cut_after``."""
-    left = min(220, 16 + 6.6 * max((len(label) for label in labels), default=4))
+    left = min(260, 18 + 7.8 * max((len(label) for label in labels), default=4))
     height = 40 + bar * len(labels) + 40
     f = _Frame(name, title, width, height, margin=(24, 60, 40, int(left)))
     x0, y0, x1, y1 = f.box
@@ -344,15 +349,15 @@ def hbar_chart(
         f.parts.append(
             f'<rect x="{x0}" y="{y:.1f}" width="{max(0.5, sx(v) - x0):.1f}" height="{bar - 3}" fill="{col}">'
             f"<title>{tip}</title></rect>"
-            f'<text x="{x0 - 5}" y="{y + bar - 5:.1f}" font-size="10.5" text-anchor="end" fill="{INK}">'
+            f'<text x="{x0 - 5}" y="{y + bar - 5:.1f}" font-size="12.5" text-anchor="end" fill="{INK}">'
             f"{escape(label)}</text>"
-            f'<text x="{sx(v) + 4:.1f}" y="{y + bar - 5:.1f}" font-size="10" fill="#666">{fmt(v)}{escape(" " + note) if note else ""}</text>'
+            f'<text x="{sx(v) + 4:.1f}" y="{y + bar - 5:.1f}" font-size="12" fill="#666">{fmt(v)}{escape(" " + note) if note else ""}</text>'
         )
     if cut_after is not None and 0 < cut_after < len(labels):
         y = y0 + 4 + cut_after * bar - 1.5
         f.parts.append(
             f'<line x1="{x0 - 60}" y1="{y:.1f}" x2="{x1}" y2="{y:.1f}" stroke="#e15759" stroke-width="1.5" '
-            f'stroke-dasharray="6 3"/><text x="{x1 - 4}" y="{y - 3:.1f}" font-size="10.5" text-anchor="end" '
+            f'stroke-dasharray="6 3"/><text x="{x1 - 4}" y="{y - 3:.1f}" font-size="12.5" text-anchor="end" '
             f'fill="#e15759">{escape(cut_label)}</text>'
         )
     return f.svg()
@@ -390,23 +395,23 @@ def heatmap(
             if v and cell >= 20:
                 ink = "white" if shade > 0.55 else INK
                 parts.append(
-                    f'<text x="{x + cell / 2}" y="{y + cell / 2 + 4}" font-size="{min(12, cell // 2.6)}" '
+                    f'<text x="{x + cell / 2}" y="{y + cell / 2 + 4}" font-size="{min(13, cell // 2.6)}" '
                     f'text-anchor="middle" fill="{ink}">{fmt(v)}</text>'
                 )
     for k, label in enumerate(labels):
         short = label if len(label) <= 8 else label[:7] + "…"
         parts.append(
-            f'<text x="{left + k * cell + cell / 2}" y="{top + n * cell + 14}" font-size="11" '
+            f'<text x="{left + k * cell + cell / 2}" y="{top + n * cell + 14}" font-size="13" '
             f'text-anchor="middle" fill="{INK}">{escape(short)}</text>'
-            f'<text x="{left - 6}" y="{top + k * cell + cell / 2 + 4}" font-size="11" text-anchor="end" '
+            f'<text x="{left - 6}" y="{top + k * cell + cell / 2 + 4}" font-size="13" text-anchor="end" '
             f'fill="{INK}">{escape(short)}</text>'
         )
     parts.append(
-        f'<text x="{left + n * cell / 2}" y="{height - 8}" font-size="12" text-anchor="middle" '
+        f'<text x="{left + n * cell / 2}" y="{height - 8}" font-size="14" text-anchor="middle" '
         f'fill="{INK}">{escape(x_label)}</text>'
-        f'<text transform="translate(14,{top + n * cell / 2}) rotate(-90)" font-size="12" '
+        f'<text transform="translate(14,{top + n * cell / 2}) rotate(-90)" font-size="14" '
         f'text-anchor="middle" fill="{INK}">{escape(y_label)}</text>'
     )
-    f = _Frame(name, title, width, height)
+    f = _Frame(name, title, width, height, natural=True)
     f.parts = parts
     return f.svg()

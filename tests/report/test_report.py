@@ -152,3 +152,50 @@ def test_cli_report_rewrites_and_rejects(run_copy, tmp_path):
     assert r.returncode == 2
     assert r.stderr.strip().count("\n") == 0 and "not a directory" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_one_winner_wide_charts_rounded_params(pipeline_run):
+    """The header names the model the card ships, once; charts are drawn at the page's width with
+    labels of 12 px or more; hyperparameters read to 3 significant digits."""
+    run, _, _ = pipeline_run
+    html = (run / "report.html").read_text()
+    card = Card.read(run / "artifact/card.json")
+    summary = section(html, "summary")
+    assert summary.count("<p>Winner: ") == 1 and "won the sweep" not in html
+    if card.family == "ensemble":
+        assert "<p>Winner: a weighted ensemble of " in summary
+    else:
+        assert f"<p>Winner: {card.family}, validation " in summary
+    for svg in re.findall(r'<svg class="plot"[^>]*>', html):
+        if "data-size" not in svg:  # the confusion matrix keeps its own size
+            assert int(re.search(r'viewBox="0 0 (\d+)', svg).group(1)) >= 460, svg
+    assert not re.findall(r'font-size="(?:[0-9]|1[01])(?:\.\d)?"', html)
+    assert "svg.plot{width:100%" in html
+    params = " ".join(re.findall(r'<span class="params">([^<]*)</span>', html))
+    digits = [m.rstrip("0") for m in re.findall(r"\d+\.(\d+)", params)]
+    assert params and all(len(d.lstrip("0")) <= 3 for d in digits), params
+    refit = (card.train.model_extra or {}).get("refit")
+    if refit:
+        assert "The winner retrained on train + validation." in section(html, "training")
+
+
+def test_an_ensemble_reads_as_its_members(digits):
+    """A real ensemble's card params: each member, its weight and its parameters, rounded."""
+    from automodel.report._sections import params_text
+    from automodel.search import select_ensemble
+    from automodel.spec import spec_from_dict
+    from tests.search.test_ensemble import _result
+
+    trials = [
+        ("logistic", {"C": 0.0512345678, "max_iter": 500}),
+        ("random_forest", {"n_estimators": 40, "max_depth": None, "max_features": "sqrt"}),
+    ]
+    spec = spec_from_dict({"search": {"max_epochs": 5}})
+    ens = select_ensemble(spec, digits, _result("accuracy", trials))
+    assert ens is not None
+    text = params_text(ens.params)
+    parts = text.split("; ")
+    assert [p.split(" ×")[0] for p in parts] == [m["family"] for m in ens.params["members"]]
+    assert "logistic ×" in text and "(C=0.051, max_iter=500)" in text, text
+    for part, w in zip(parts, ens.weights):
+        assert part.split(" ×")[1].split(" ")[0] == f"{w:.2f}".rstrip("0").rstrip("."), text
