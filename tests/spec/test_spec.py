@@ -127,3 +127,16 @@ def test_relative_data_path_resolves_against_spec(tmp_path):
     )
     spec = load_spec(spec_path)
     assert spec.data.source == str(tmp_path / "d.csv")
+
+
+def test_missing_data_file_says_where_it_looked(tmp_path, monkeypatch):
+    folder = tmp_path / "specs"
+    folder.mkdir()
+    (folder / "s.yaml").write_text("data: {source: data/oj.csv}\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SpecError) as info:
+        load_spec(folder / "s.yaml")
+    assert str(info.value) == (
+        "spec error: data.source: file not found: data/oj.csv (looked for "
+        f"{folder / 'data/oj.csv'} or {tmp_path / 'data/oj.csv'})"
+    )
