@@ -177,7 +177,8 @@ def run(
         if spec.runtime.address is None
         else f"connecting to {spec.runtime.address}",
     )
-    with ray_session(spec.runtime):
+    # a URI run directory: published while the run works (and if it fails), not only at its end
+    with ray_session(spec.runtime), storage.publishing(run_dir):
         if dataset is None:  # one parallel pass over the files; the search gets a sample
             dataset = load_dataset(
                 spec.data, files=files, sample_rows=spec.search.sample_rows, progress=progress

@@ -101,10 +101,15 @@ def publishing(run_dir: Location, every_s: float = PUBLISH_EVERY_S) -> Iterator[
     thread.start()
     try:
         yield
-    finally:
+    except BaseException:
         stop.set()
         thread.join()
-        publish(run_dir)
+        with contextlib.suppress(Exception):  # the run's own error is the one to report
+            publish(run_dir)
+        raise
+    stop.set()
+    thread.join()
+    publish(run_dir)
 
 
 def _publish(local: Path, uri: str) -> None:
