@@ -298,7 +298,7 @@ def rollout(
         rec = RolloutRecord(
             app=app,
             stable={"artifact": base["artifact"], "version": stable.version},
-            candidate={"artifact": str(candidate.path.resolve()), "version": candidate.version},
+            candidate={"artifact": str(candidate.source), "version": candidate.version},
             thresholds=t,
             step_seconds=step_seconds,
         )

@@ -60,6 +60,21 @@ def make_artifact(
     return artifact, data
 
 
+def rehash_card(path: Path, version: int | None = None) -> None:
+    """After a test edits an artifact's files on purpose: card.json's hashes (and version) to
+    match, so the edit reaches the code under test instead of the reader's integrity check."""
+    import hashlib
+    import json
+
+    card = json.loads((path / "card.json").read_text())
+    for name, entry in (card.get("files") or {}).items():
+        data = (path / name).read_bytes()
+        entry.update(sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data))
+    if version is not None:
+        card["version"] = version
+    (path / "card.json").write_text(json.dumps(card))
+
+
 @pytest.fixture(scope="session")
 def digits_artifact(tmp_path_factory, digits):
     """A logistic-regression digits artifact (64 numeric columns, 10 classes) and its dataset."""

@@ -208,6 +208,7 @@ def test_replica_self_test_guards_traffic(digits_artifact, mixed_artifact, tmp_p
 
     from automodel.serve._settings import serve_settings, user_config
     from serve_apps.model import ModelDeployment
+    from tests.serve.conftest import rehash_card
 
     artifact, _ = digits_artifact
     replica = ModelDeployment.func_or_class()
@@ -221,6 +222,7 @@ def test_replica_self_test_guards_traffic(digits_artifact, mixed_artifact, tmp_p
     broken = tmp_path / "broken"
     shutil.copytree(artifact.path, broken)
     shutil.copy(mixed_artifact[0].path / "model.onnx", broken / "model.onnx")
+    rehash_card(broken)
     fresh = ModelDeployment.func_or_class()
     with pytest.raises(Exception, match="(?i)invalid|dimension|shape"):
         fresh.reconfigure(user_config(broken, serve_settings(artifact), "digits"))

@@ -10,7 +10,6 @@ right version answering.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import subprocess
@@ -23,7 +22,7 @@ import numpy as np
 import pytest
 
 from automodel.spec import Spec
-from tests.serve.conftest import Load, Server, digits_rows, make_artifact
+from tests.serve.conftest import Load, Server, digits_rows, make_artifact, rehash_card
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -41,13 +40,7 @@ def _altered(src: Path, dst: Path, version: int, change) -> Path:
     out = next(o for o in model.graph.output if o.name == card["onnx"]["output"])
     change(model.graph, out, helper, numpy_helper)
     onnx.save(model, dst / "model.onnx")
-    card["version"] = version
-    if isinstance(card.get("files"), dict) and "model.onnx" in card["files"]:
-        data = (dst / "model.onnx").read_bytes()
-        card["files"]["model.onnx"].update(
-            sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data)
-        )
-    (dst / "card.json").write_text(json.dumps(card))
+    rehash_card(dst, version)
     return dst
 
 
