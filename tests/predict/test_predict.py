@@ -108,9 +108,17 @@ def test_id_column_must_exist(digits_predict, tmp_path):
     assert res.stderr.strip().startswith("--id: column 'nope' is not in the files"), res.stderr
 
 
-@pytest.mark.ray
-@pytest.mark.slow
-def test_files_whose_types_differ_score_every_castable_row(digits_predict, tmp_path):
+@pytest.mark.parametrize(
+    "where",
+    [
+        pytest.param([], id="in-process"),
+        # an actor shape asked for: Ray Data's read tasks and actor pool
+        pytest.param(
+            ["--concurrency", "1"], id="ray-data", marks=[pytest.mark.ray, pytest.mark.slow]
+        ),
+    ],
+)
+def test_files_whose_types_differ_score_every_castable_row(digits_predict, tmp_path, where):
     """Three Parquet files, one storing a numeric column as text: read against the model's
     schema, every row that casts scored, the rest in errors/ with the reason, exit 0."""
     from automodel.serve._predictor import Predictor
@@ -127,9 +135,10 @@ def test_files_whose_types_differ_score_every_castable_row(digits_predict, tmp_p
     part[col] = text
     part.to_parquet(inp / "part-1.parquet", index=False)
     out = tmp_path / "out"
-    res = run_cli("predict", str(artifact.path), str(inp), "--out", str(out), "--id", ID)
+    res = run_cli("predict", str(artifact.path), str(inp), "--out", str(out), "--id", ID, *where)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "Traceback" not in res.stderr and "max_restarts" not in res.stderr, res.stderr[-3000:]
+    assert ("in this process" in res.stderr) == (not where), res.stderr[-2000:]
 
     refused = {
         int(part[ID].iat[i]): f"column {col!r}: expected a number, got {v!r}"
