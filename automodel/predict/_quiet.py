@@ -38,10 +38,15 @@ def without_restart_notice() -> Iterator[None]:
     os.close(write)
 
     def pump() -> None:
+        # drains the pipe to its end whatever happens: a pump that stopped reading would block
+        # every later write to descriptor 2 once the pipe's buffer filled
         with os.fdopen(read, "rb") as lines:
             for line in lines:
                 if NOTICE not in line:
-                    os.write(saved, line)
+                    try:
+                        os.write(saved, line)
+                    except OSError:  # the real stderr is gone (closed terminal): drop the line
+                        pass
 
     thread = threading.Thread(target=pump, name="automodel-stderr", daemon=True)
     thread.start()
