@@ -52,3 +52,12 @@ FAMILIES: dict[str, FamilyInfo] = {
 def uses_torch(families) -> bool:
     """Whether any of ``families`` trains with torch (and so with Ray Train workers)."""
     return any(FAMILIES[f].kind == "torch" for f in families if f in FAMILIES)
+
+
+def unknown_family(name: str) -> str:
+    """The message for a family name that is not one: the nearest name, then every valid one."""
+    from automodel.spec._names import did_you_mean
+
+    return (
+        f"unknown family {name!r}{did_you_mean(name, list(FAMILIES))}; valid: {', '.join(FAMILIES)}"
+    )

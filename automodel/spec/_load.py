@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from automodel.errors import SpecError
 from automodel.spec._models import Spec
+from automodel.spec._names import nearest_name
 
 
 def _path(loc: tuple) -> str:
@@ -59,17 +60,6 @@ def _valid_keys(loc: tuple) -> str:
     hint = nearest_name(str(loc[-1]), valid) if loc else None
     did = f"; did you mean `{hint}`?" if hint else ""
     return f"{did} (valid keys: {', '.join(valid)})"
-
-
-def nearest_name(word: str, choices: list[str]) -> str | None:
-    """The choice ``word`` most likely misspells (case and one or two letters apart), or None."""
-    import difflib
-
-    by_case = [c for c in choices if c.lower() == word.lower()]
-    if by_case:
-        return by_case[0]
-    close = difflib.get_close_matches(word.lower(), [c.lower() for c in choices], n=1, cutoff=0.6)
-    return next((c for c in choices if close and c.lower() == close[0]), None)
 
 
 def spec_from_dict(raw: Any, source: str = "spec") -> Spec:

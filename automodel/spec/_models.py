@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from automodel.spec._families import FAMILIES
+from automodel.spec._families import FAMILIES, unknown_family
 
 Task = Literal["classification", "regression"]
 Metric = Literal["accuracy", "f1", "roc_auc", "rmse", "r2"]
@@ -138,7 +138,7 @@ class SearchSpec(_Section):
             raise ValueError("must list at least one family")
         for name in v:
             if name not in FAMILIES:
-                raise ValueError(f"unknown family {name!r}; valid: {', '.join(FAMILIES)}")
+                raise ValueError(unknown_family(name))
         return v
 
     @field_validator("cv_folds")
@@ -159,7 +159,7 @@ class ModelSpec(_Section):
     @classmethod
     def _check_family(cls, v: str | None) -> str | None:
         if v is not None and v not in FAMILIES:
-            raise ValueError(f"unknown family {v!r}; valid: {', '.join(FAMILIES)}")
+            raise ValueError(unknown_family(v))
         return v
 
 

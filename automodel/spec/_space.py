@@ -74,10 +74,10 @@ def parse_domain(value: Any, key: str) -> Domain:
 
 def parse_space(family: str, overrides: dict[str, Any], key: str) -> dict[str, Domain]:
     """Parse ``search.space.<family>`` against the family's own parameters."""
-    from automodel.spec._families import FAMILIES
+    from automodel.spec._families import FAMILIES, unknown_family
 
     if family not in FAMILIES:
-        raise SpecError(key, f"unknown family {family!r}; valid: {', '.join(FAMILIES)}")
+        raise SpecError(key, unknown_family(family))
     known = FAMILIES[family].params
     out = {}
     for name, value in overrides.items():

@@ -55,6 +55,10 @@ BAD_SPECS = {
         "search: {Metric: accuracy}",
         "search.Metric: unknown key; did you mean `metric`?",
     ),
+    "typo_family": (
+        "search: {families: [lightgmb]}",
+        "search.families: unknown family 'lightgmb' (did you mean `lightgbm`?); valid: mlp",
+    ),
     "drop_twice": ("data: {drop: [a, a]}", "data.drop: 'a' is listed twice"),
     "drop_target": ("data: {target: y, drop: [y]}", "data.drop: 'y' is the target (data.target)"),
 }
