@@ -112,6 +112,7 @@ class Canary:
         self.weight, self.step, self.collector = float(weight), int(step), collector
         self.windows = {"stable": Window(), "candidate": Window()}
         self.backlog = 0
+        self._tasks: set[asyncio.Task] = set()
         self._flusher: asyncio.Task | None = None
 
     # ---- request path ---------------------------------------------------------------------------
@@ -136,9 +137,11 @@ class Canary:
             return "stable", fallback
         if self.backlog < MAX_BACKLOG:
             self.backlog += 1
-            asyncio.get_running_loop().create_task(
+            task = asyncio.get_running_loop().create_task(
                 self._other(first, reply, ms, method, path, headers, body)
             )
+            self._tasks.add(task)  # the loop keeps only weak references to tasks
+            task.add_done_callback(self._tasks.discard)
         else:
             self._count(first, reply, ms)
         return first, reply
