@@ -38,27 +38,35 @@ def near_copies(
     y = frame[target]
     y_ranks = _ranks(y.to_numpy(dtype=float)) if task == "regression" else None
     found = []
-    for name in columns:
-        x = frame[name]
-        keep = x.notna().to_numpy()
-        if keep.sum() < 10:
-            continue
-        x, yk = x[keep], y[keep]
-        numeric = pd.api.types.is_numeric_dtype(x) and not pd.api.types.is_bool_dtype(x)
-        if task == "regression":
-            yv = yk.to_numpy(dtype=float)
-            if numeric:
-                ry = y_ranks if keep.all() else None
-                score, measure = _correlation(x.to_numpy(dtype=float), yv, ry), "|correlation|"
-            else:
-                score, measure = _eta(x.astype(str).to_numpy(), yv), "correlation ratio"
-        else:
-            codes = _binned(x) if numeric else pd.factorize(x.astype(str))[0]
-            score = _uncertainty(codes, pd.factorize(yk)[0])
-            measure = "normalised mutual information"
-        if score is not None and score >= THRESHOLD:
-            found.append((str(name), float(score), measure))
+    with np.errstate(all="ignore"):  # an inf or constant column scores NaN: no match, no noise
+        for name in columns:
+            _score_column(frame, name, y, y_ranks, task, found)
     return found
+
+
+def _score_column(
+    frame: pd.DataFrame, name: str, y: pd.Series, y_ranks, task: str, found: list
+) -> None:
+    """Append ``(name, score, measure)`` to ``found`` when column ``name`` almost fixes ``y``."""
+    x = frame[name]
+    keep = x.notna().to_numpy()
+    if keep.sum() < 10:
+        return
+    x, yk = x[keep], y[keep]
+    numeric = pd.api.types.is_numeric_dtype(x) and not pd.api.types.is_bool_dtype(x)
+    if task == "regression":
+        yv = yk.to_numpy(dtype=float)
+        if numeric:
+            ry = y_ranks if keep.all() else None
+            score, measure = _correlation(x.to_numpy(dtype=float), yv, ry), "|correlation|"
+        else:
+            score, measure = _eta(x.astype(str).to_numpy(), yv), "correlation ratio"
+    else:
+        codes = _binned(x) if numeric else pd.factorize(x.astype(str))[0]
+        score = _uncertainty(codes, pd.factorize(yk)[0])
+        measure = "normalised mutual information"
+    if score is not None and np.isfinite(score) and score >= THRESHOLD:
+        found.append((str(name), float(score), measure))
 
 
 def warn_near_copies(
