@@ -73,7 +73,7 @@ class SharedNothingCluster(TwoNodeCluster):
         return env
 
 
-def start(attempts: int = 2) -> SharedNothingCluster:
+def start(attempts: int = 3) -> SharedNothingCluster:
     """Start the endpoint and both nodes; a node that times out starting (a loaded machine) gets
     one more try on fresh ports."""
     s3 = S3Server()

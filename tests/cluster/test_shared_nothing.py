@@ -104,7 +104,7 @@ def test_pipeline_predict_serve_and_resume_through_s3_only(shared_nothing, tmp_p
     try:
         rows = frame.drop(columns=["label"])
         for _ in range(8):  # requests spread over both replicas; every answer is the offline one
-            body = {"instances": rows.drop(columns=["id"]).to_dict(orient="records")}
+            body = {"instances": rows.to_dict(orient="records")}  # as the offline files
             got = requests.post(f"http://127.0.0.1:{port}/predict", json=body, timeout=30)
             assert got.status_code == 200, got.text
             assert got.json()["predictions"] == [offline[i] for i in rows["id"]]
