@@ -35,6 +35,8 @@ from automodel.search._space import decode, family_spaces, grid_configs, is_imba
 from automodel.spec import Spec
 
 EXPERIMENT = "tune"
+# Seconds a sweep needs at least: Ray Tune's start and a trial actor's (2-4 s on two cores).
+MIN_SWEEP_S = 3.0
 SWEEP_FILE = "sweep.json"  # written when a sweep starts: what --resume looks for
 # Tune snapshots its experiment state (every trial so far, as JSON) every 10 s or, as it grows, so
 # that snapshots take ~5% of the driver ("auto"): a cost that grows with the sweep. A resumed sweep
@@ -109,7 +111,10 @@ def tune(
             cb.resume_from(before[metric].dropna().tolist())
     expected = _expected_trials(spec, dataset.task, dataset.n_features)
     run_start = time.time()
-    if len(journal.finished) < expected:
+    # A budget shorter than Ray Tune takes to start a trial's actor would end with no score
+    # anyway, seconds later: the cheapest family is fitted here at once instead (_fall_back).
+    too_short = (spec.search.time_budget_s or MIN_SWEEP_S) < MIN_SWEEP_S and not resume
+    if len(journal.finished) < expected and not too_short:
         _run(
             spec,
             trainable,
@@ -129,7 +134,11 @@ def tune(
     )  # training rows each trial saw (search.sample_rows caps it)
     budget = spec.search.time_budget_s
     ended = history.finished | {t.trial_id for t in history.trials if t.status == "ERROR"}
-    if len(ended) < expected and (budget is None or time.time() - run_start < budget):
+    if (
+        len(ended) < expected
+        and not too_short
+        and (budget is None or time.time() - run_start < budget)
+    ):
         # Tune ended early without reaching its time budget: stopped by Ctrl+C (SIGINT). The trials
         # it stopped show as terminated; they are not finished and rerun on --resume.
         cut = ~board.trial_id.isin(ended) & board.status.isin(["completed", "stopped_early"])
