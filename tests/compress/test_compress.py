@@ -224,11 +224,17 @@ def test_structured_pruning_drops_dead_units_exactly(family):
 
 # ---- bad input: one line on stderr, exit 2 -------------------------------------------------------
 def _corrupt(artifact: Path, how: str) -> list[str]:
+    # the card's hashes follow each edit, so the check under test is reached (an edit the card
+    # does not know is refused earlier, by the reader's integrity check: tests/artifact/)
+    from tests.serve.conftest import rehash_card
+
     if how == "truncated onnx":
         data = (artifact / "model.onnx").read_bytes()
         (artifact / "model.onnx").write_bytes(data[: len(data) // 2])
+        rehash_card(artifact)
     elif how == "corrupt weights":
         (artifact / "weights.safetensors").write_bytes(b"\x00garbage" * 10)
+        rehash_card(artifact)
         return ["--prune", "0.5"]
     elif how == "corrupt card":
         (artifact / "card.json").write_text('{"name": "digits", "task": ')
