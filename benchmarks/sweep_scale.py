@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import json
 import os
 import re
 import subprocess
@@ -262,6 +263,12 @@ def main() -> None:
     ap.add_argument("--only", choices=("automodel", "ray_tune"))
     ap.add_argument("--baseline-limit-s", type=float, default=None)
     ap.add_argument("--profile", type=int, default=None, metavar="N")
+    ap.add_argument(
+        "--rows",
+        type=Path,
+        default=None,
+        help="JSON file of rows: earlier ones kept, new ones added",
+    )
     ap.add_argument("--plain", type=int, default=None, help=argparse.SUPPRESS)
     args, _ = ap.parse_known_args()
     if args.plain:
@@ -288,7 +295,7 @@ def main() -> None:
         "`TUNE_GLOBAL_CHECKPOINT_S=100`). Rates between finished trials; the machine is shared "
         "with other work, so its 1-minute load average is given before and after each run.\n\n"
     )
-    rows = []
+    rows = json.loads(args.rows.read_text()) if args.rows and args.rows.exists() else []
     for n in args.trials:
         for system in ("automodel", "ray_tune"):
             if args.only and args.only != system:
@@ -317,6 +324,8 @@ def main() -> None:
                 row.append("")
             rows.append(row)
             print(row, flush=True)
+            if args.rows:
+                args.rows.write_text(json.dumps(rows))
             # after every run: a long benchmark cut short keeps what it measured
             write_section(
                 "sweep_scale",
