@@ -117,6 +117,7 @@ def test_a_changed_byte_in_model_onnx_is_refused_by_predict_and_serving(
     assert "\n" not in str(err.value)
 
 
+@pytest.mark.slow
 def test_compress_from_s3_to_s3(s3, tmp_path):
     """`automodel compress s3://.../artifact --out s3://...`: read through the cache, compressed
     locally, uploaded with card.json last; the S3 float artifact stays as it was."""
