@@ -37,7 +37,7 @@ SETTINGS = {
     "max_replicas": 2,
     "target_ongoing_requests": 1,
     "upscale_delay_s": 1.0,
-    "downscale_delay_s": 4.0,
+    "downscale_delay_s": 20.0,  # no 2 -> 1 flap while the kill is measured
     "max_ongoing_requests": 16,
 }
 
@@ -113,6 +113,9 @@ def scenario(artifact: Path, body: bytes, conns: int) -> dict:
         # takes ~18 s to start, and killing the only serving one then fails everything in flight.
         up = wait_for(lambda: len(replica_pids(proc.pid)) == 2 and serving(2), 90)
         time.sleep(3)
+        # Kill one of two *serving* replicas: under a slow client the autoscaler can take one
+        # away in between (seen at load 25: the only serving replica was killed).
+        wait_for(lambda: serving(2), 60)
         victim = replica_pids(proc.pid)[0]
         watch = RetryWatch(metrics_url, period_s=0.1)
         watch.start()
