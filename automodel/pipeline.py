@@ -246,13 +246,7 @@ def run(
                 progress=progress,
                 refit=refit,
             )
-        if data.stream is not None:  # what the final fit saw (the search saw the sample)
-            # Ray Train workers read every row; an in-process fit trained on the sample
-            ray_fit = trained.info.get("backend") == "ray_train"
-            seen = data.stream.counts["train"] + (
-                data.stream.counts["val"] if trained.info.get("refit") else 0
-            )
-            trained.info.setdefault("rows_seen", seen if ray_fit else len(data.X_train))
+        # card.train.rows_seen / rows_available: the fit says what it saw (the search, a sample)
         # inside the session: a streamed test split is scored by Ray Data tasks
         artifact = build_artifact(spec, data, trained, run_dir / "artifact", search=result)
     if spec.compress is not None:  # in place: artifact/model.onnx becomes what the gate chose
