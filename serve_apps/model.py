@@ -182,7 +182,9 @@ class ModelDeployment:
         )
         while True:
             await asyncio.sleep(1.0)
-            tally, self.tally = self.tally, {}
+            # emptied in place: a rollout's Canary counts into this same dict
+            tally = dict(self.tally)
+            self.tally.clear()
             for (version, cls), n in tally.items():
                 counter.inc(n, tags={"version": str(version), "status": f"{cls}xx"})
 
