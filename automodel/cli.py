@@ -185,7 +185,11 @@ def _dispatch(args) -> int:
         spec = _load(args)  # a spec or data-path error in well under a second: before any import
         from automodel.cluster._runtime import start_ray
 
-        start_ray(spec.runtime)  # Ray starts while the pipeline imports and loads the data
+        # Ray starts while the pipeline imports and loads the data, unless a check still waits
+        # for the data (a metric against the task the target implies): a spec error never
+        # starts Ray, and its line comes as soon as the data is read.
+        if spec.search.metric is None or spec.data.task is not None:
+            start_ray(spec.runtime)
         from automodel.pipeline import run
 
         result = run(spec, args.out, time_budget_s=args.time_budget, started=_started())
