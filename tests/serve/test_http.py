@@ -547,21 +547,30 @@ def test_prometheus_metrics_count_requests_latency_and_batches(served, client):
         "ray_serve_actual_batch_size",
         "automodel_serve_requests",  # answers by model version
     )
+
+    def served_count(text: str) -> float:
+        line = next(
+            (
+                m
+                for m in text.splitlines()
+                if m.startswith("ray_serve_deployment_request_counter")
+                and 'deployment="Model"' in m
+            ),
+            None,
+        )
+        return float(line.rsplit(" ", 1)[1]) if line else 0.0
+
+    # Ray exports its counters every few seconds: wait until they have caught up with the load
     while time.time() < deadline:
         text = httpx.get(server.metrics_url, timeout=10).text
-        if all(w in text for w in wanted):
+        if all(w in text for w in wanted) and served_count(text) >= len(results):
             break
         time.sleep(1)
     missing = [w for w in wanted if w not in text]
     assert not missing, (
         f"missing metrics {missing}; have: {sorted({m.split('{')[0] for m in text.splitlines() if m.startswith('ray_serve')})}"
     )
-    line = next(
-        m
-        for m in text.splitlines()
-        if m.startswith("ray_serve_deployment_request_counter") and 'deployment="Model"' in m
-    )
-    assert float(line.rsplit(" ", 1)[1]) >= len(results)
+    assert served_count(text) >= len(results)
     by_version = [
         m
         for m in text.splitlines()
