@@ -87,18 +87,11 @@ def _tree_rss(proc) -> tuple[int, int]:
         return 0, 0
 
 
-def run_size(rows: int, data_root: Path, work: Path) -> dict:
+def measured_run(spec: Path, out: Path, log: Path) -> tuple[int, float, dict]:
+    """``automodel run SPEC --out OUT`` in a subprocess (output to ``log``): its exit code, wall
+    seconds, and the driver's and process tree's peak RSS in bytes (sampled every 0.5 s)."""
     import psutil
 
-    t0 = time.time()
-    source = write_dataset(data_root, rows)
-    gen_s = time.time() - t0
-    files = sorted(source.glob("*.parquet"))
-    spec = work / f"spec_{rows}.yaml"
-    spec.write_text(SPEC.format(source=source))
-    out = work / f"run_{rows}"
-    log = work / f"run_{rows}.log"
-    shutil.rmtree(out, ignore_errors=True)  # a fresh run directory (a sweep there would not resume)
     peaks = {"driver": 0, "tree": 0}
     start = time.time()
     with log.open("w") as fh:
@@ -122,7 +115,20 @@ def run_size(rows: int, data_root: Path, work: Path) -> dict:
         rc = proc.wait()
         stop.set()
         sampler.join()
-    wall = time.time() - start
+    return rc, time.time() - start, peaks
+
+
+def run_size(rows: int, data_root: Path, work: Path) -> dict:
+    t0 = time.time()
+    source = write_dataset(data_root, rows)
+    gen_s = time.time() - t0
+    files = sorted(source.glob("*.parquet"))
+    spec = work / f"spec_{rows}.yaml"
+    spec.write_text(SPEC.format(source=source))
+    out = work / f"run_{rows}"
+    log = work / f"run_{rows}.log"
+    shutil.rmtree(out, ignore_errors=True)  # a fresh run directory (a sweep there would not resume)
+    rc, wall, peaks = measured_run(spec, out, log)
     result = {
         "rows": rows,
         "files": len(files),
@@ -298,38 +304,14 @@ def write_interaction_dataset(root: Path, rows: int = WINNER_ROWS) -> Path:
 
 def run_cli_measured(spec_text: str, name: str, work: Path) -> dict:
     """``automodel run`` in a subprocess, with its driver's and process tree's peak RSS."""
-    import psutil
-
     spec = work / f"{name}.yaml"
     spec.write_text(spec_text)
     out, log = work / name, work / f"{name}.log"
     shutil.rmtree(out, ignore_errors=True)
-    peaks = {"driver": 0, "tree": 0}
-    start = time.time()
-    with log.open("w") as fh:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "automodel.cli", "run", str(spec), "--out", str(out)],
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        ps = psutil.Process(proc.pid)
-        stop = threading.Event()
-
-        def sample() -> None:
-            while not stop.is_set():
-                d, t = _tree_rss(ps)
-                peaks["driver"], peaks["tree"] = max(peaks["driver"], d), max(peaks["tree"], t)
-                stop.wait(0.5)
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-        rc = proc.wait()
-        stop.set()
-        sampler.join()
+    rc, wall, peaks = measured_run(spec, out, log)
     result = {
         "rc": rc,
-        "wall_s": time.time() - start,
+        "wall_s": wall,
         "driver_gb": peaks["driver"] / 1e9,
         "tree_gb": peaks["tree"] / 1e9,
         "load": os.getloadavg()[0],
