@@ -194,18 +194,12 @@ class TrainSpec(_Section):
         "found; false: train on train for train.epochs, early-stopped on validation.",
     )
 
-    @field_validator("num_workers", mode="before")
+    @field_validator("num_workers", "max_rows_in_memory", mode="before")
     @classmethod
-    def _check_workers(cls, v: Any) -> Any:
-        if v != "auto" and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-            raise ValueError(f'must be "auto" or an integer >= 1, got {v!r}')
-        return v
-
-    @field_validator("max_rows_in_memory", mode="before")
-    @classmethod
-    def _check_max_rows(cls, v: Any) -> Any:
-        if v != "auto" and (isinstance(v, bool) or not isinstance(v, int) or v < 10):
-            raise ValueError(f'must be "auto" or an integer >= 10, got {v!r}')
+    def _check_auto_or_count(cls, v: Any, info) -> Any:
+        low = {"num_workers": 1, "max_rows_in_memory": 10}[info.field_name]
+        if v != "auto" and (isinstance(v, bool) or not isinstance(v, int) or v < low):
+            raise ValueError(f'must be "auto" or an integer >= {low}, got {v!r}')
         return v
 
 
