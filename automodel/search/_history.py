@@ -9,10 +9,11 @@
 Learning curves are drawn from it, so a trial's last line is also when it finished.
 
 ``<run_dir>/tune/finished.jsonl`` records each trial once it has finished
-(``{"trial_id", "config", "iterations", "n_steps"}``). Together with the searcher's Optuna
+(``{"trial_id", "config", "iterations", "n_steps", "failures"}``; ``failures``: attempts lost
+before the one that finished, each retried from its start). Together with the searcher's Optuna
 journal they are the whole state of a sweep: a resumed sweep never trains a finished trial again
 (its rows come from here), and runs new trials for the rest of ``search.num_samples``; lines of
-trials that had not finished are dropped.
+trials that had not finished are dropped, and so are the lines of a lost attempt.
 """
 
 from __future__ import annotations
@@ -152,8 +153,15 @@ class TrialHistory(Callback):
                 "config": trial.config,
                 "iterations": int(r.get("training_iteration", 0)),
                 "n_steps": int(r.get("n_steps", 0) or 0),
+                "failures": int(trial.num_failures),  # attempts lost before this one
             },
         )
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        """A trial whose actor died (its node lost, or it raised) runs again from its start: the
+        lines of the attempt that died are dropped, so the journal holds one attempt a trial."""
+        rows = read_jsonl(self.history_path)
+        _rewrite(self.history_path, [r for r in rows if r.get("trial_id") != trial.trial_id])
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         self.trials = list(trials)

@@ -53,6 +53,20 @@ class TrialProgress(Callback):
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.ended += 1
 
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        try:  # Tune's error file (written when the attempt failed); a line without it otherwise
+            err = trial.get_error()
+        except Exception:
+            err = None
+        lines = [line for line in str(err or "").strip().splitlines() if line.strip()]
+        fam = (trial.config.get("grid", trial.config)).get("family")
+        why = f" ({lines[-1].strip()[:160]})" if lines else ""
+        self.progress(
+            "search",
+            f"trial {trial.trial_id} {fam} was lost{why}; running it again from its start "
+            f"(retry {trial.num_failures})",
+        )
+
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.ended += 1
         done = self.before + self.ended

@@ -42,6 +42,10 @@ SWEEP_FILE = "sweep.json"  # written when a sweep starts: what --resume looks fo
 # that snapshots take ~5% of the driver ("auto"): a cost that grows with the sweep. A resumed sweep
 # never reads it (it reads the journals), so it is taken every 5 minutes, unless the user set it.
 SNAPSHOT_ENV, SNAPSHOT_S = "TUNE_GLOBAL_CHECKPOINT_S", "300"
+# A trial whose actor dies (its node lost, its process killed) runs again from its start, this
+# many times, so a sweep that loses a node still ends with search.num_samples trials. Ray Tune
+# cannot tell a lost node from a trial that raised: such a trial is also tried this many more times.
+TRIAL_RETRIES = 2
 
 
 def feature_ranking(spec: Spec, dataset: Dataset) -> np.ndarray | None:
@@ -240,6 +244,7 @@ def _run(
             stop={"time_total_s": trial_time_s} if trial_time_s else None,
             verbose=0,
             log_to_file=False,
+            failure_config=rt.FailureConfig(max_failures=TRIAL_RETRIES),
         ),
     )
     with _quiet_console(), _env_default(SNAPSHOT_ENV, SNAPSHOT_S), warnings.catch_warnings():

@@ -16,6 +16,7 @@ from automodel.metrics import MODES
 from automodel.models import FAMILIES, target_scaling
 from automodel.progress import Progress
 from automodel.spec import Spec
+from automodel.storage import is_uri, remote_of
 from automodel.train._config import LoopConfig
 from automodel.train._data import cache_limit_bytes, row_bytes, to_ray_dataset, worker_stream
 from automodel.train._ledger import ProgressPoller, RunLedger
@@ -77,6 +78,7 @@ def _fit(
     from ray.train.v2.api.config import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.v2.api.exceptions import ControllerError, WorkerGroupError
     from ray.train.v2.torch.torch_trainer import TorchTrainer
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     t = spec.train
     start = time.time()
@@ -95,7 +97,9 @@ def _fit(
     stream = worker_stream(dataset, world, refit=refit is not None)  # streamed: workers read files
     n_rows = stream.total if stream is not None else len(X)
     shard_bytes = n_rows // world * row_bytes(dataset.n_features)
-    ledger = ray.remote(num_cpus=0)(RunLedger).remote()
+    # On the driver's node, as Ray Train's controller is: it outlives a lost worker node.
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+    ledger = ray.remote(num_cpus=0, scheduling_strategy=here)(RunLedger).remote()
     config = LoopConfig(
         family=family,
         task=dataset.task,
@@ -246,11 +250,13 @@ def _epoch_intervals(rows: list[dict]) -> list[float]:
 
 
 def _storage_path(spec: Spec, run_dir: Path) -> str:
-    """``run_dir`` itself, unless runtime.storage is a URI (s3://, gs://): then a folder under it."""
+    """Where Ray Train keeps checkpoints: a folder under runtime.storage when that is a URI (s3://,
+    gs://); else the run directory's URI when it is staged for one (`--out s3://...`), so that a
+    worker group restarted on another node finds them; else ``run_dir`` itself."""
     storage = spec.runtime.storage
-    if "://" in storage:
+    if is_uri(storage):
         return f"{storage.rstrip('/')}/{spec.name}/{run_dir.name}"
-    return str(run_dir.resolve())
+    return remote_of(run_dir) or str(run_dir.resolve())
 
 
 def _restarts(ledger) -> int:

@@ -69,6 +69,14 @@ def _worker_port_range() -> int:
     raise RuntimeError("no free port range")
 
 
+COMMON = [  # both nodes: one CPU each, a small object store, blocking so the handle is the node
+    "--block",
+    "--node-ip-address=127.0.0.1",
+    "--object-store-memory=200000000",
+    "--num-cpus=1",
+]
+
+
 class TwoNodeCluster:
     def __init__(self, base: Path):
         self.base = base
@@ -84,12 +92,6 @@ class TwoNodeCluster:
             RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(self.token), RAY_USAGE_STATS_ENABLED="0"
         )
         self.procs: list[subprocess.Popen] = []
-        common = [
-            "--block",
-            "--node-ip-address=127.0.0.1",
-            "--object-store-memory=200000000",
-            "--num-cpus=1",
-        ]
         self._start(
             "head",
             [
@@ -101,23 +103,24 @@ class TwoNodeCluster:
                 f"--dashboard-port={self.dash_port}",
                 "--dashboard-host=127.0.0.1",
                 f"--temp-dir={base / 'head'}",
-                *common,
+                *COMMON,
                 *_node_ports(_worker_port_range()),
             ],
         )
         self._wait(lambda: self._nodes() >= 1, "the head node")
-        self._start(
-            "worker",
-            [
-                "ray",
-                "start",
-                f"--address={self.gcs}",
-                f"--temp-dir={base / 'worker'}",
-                *common,
-                *_node_ports(_worker_port_range()),
-            ],
-        )
+        self._start("worker", self.worker_cmd())
         self._wait(lambda: self._nodes() >= 2, "the worker node")
+
+    def worker_cmd(self) -> list[str]:
+        """`ray start` of a worker node joining the head, on ports free now."""
+        return [
+            "ray",
+            "start",
+            f"--address={self.gcs}",
+            f"--temp-dir={self.base / 'worker'}",
+            *COMMON,
+            *_node_ports(_worker_port_range()),
+        ]
 
     def _start(self, name: str, cmd: list[str]) -> None:
         log = open(self.base / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
