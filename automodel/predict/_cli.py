@@ -60,6 +60,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "cannot be encoded go to OUTPUT/errors/ with the reason.",
     )
     _flags(s)
+    s.add_argument(
+        "--address",
+        help="Ray cluster to join (HOST:PORT of its GCS; default: RAY_ADDRESS, else an embedded "
+        "local Ray)",
+    )
     s.set_defaults(handler=run)
 
 
@@ -67,6 +72,7 @@ def run(args: argparse.Namespace, address: str | None = None) -> int:
     from automodel.predict import predict
     from automodel.progress import Progress
 
+    address = address if address is not None else getattr(args, "address", None)
     keep = [c.strip() for c in args.keep.split(",") if c.strip()] if args.keep else None
     summary = predict(
         args.artifact,

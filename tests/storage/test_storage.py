@@ -95,3 +95,22 @@ def test_a_uri_run_directory_is_staged_and_published(via, s3, tmp_path, monkeypa
     assert storage.publish(run_dir) == uri
     assert "name: tiny" in storage.read_text(storage.join(uri, "spec.yaml"))
     assert not [p for p in tmp_path.rglob("*") if p.name.endswith(":")]
+
+
+def test_ray_train_checkpoints_go_to_the_uri_a_staged_run_directory_publishes_to(
+    tmp_path, monkeypatch
+):
+    """`--out s3://...` with the default local runtime.storage: Ray Train's checkpoints go to the
+    URI, where a worker group restarted on another node finds them, not into the driver's
+    staging folder; runtime.storage a URI still wins; a local run directory keeps them."""
+    from automodel.spec import spec_from_dict
+    from automodel.train._ray import _storage_path
+
+    monkeypatch.setenv("AUTOMODEL_CACHE", str(tmp_path / "cache"))
+    staged = storage.stage("s3://bucket/runs/r1")
+    assert _storage_path(spec_from_dict({"name": "t"}), staged) == "s3://bucket/runs/r1"
+    spec = spec_from_dict({"name": "t", "runtime": {"storage": "s3://b/ckpt"}})
+    assert _storage_path(spec, staged) == "s3://b/ckpt/t/r1"
+    local = tmp_path / "run"
+    local.mkdir()
+    assert _storage_path(spec_from_dict({"name": "t"}), local) == str(local.resolve())
