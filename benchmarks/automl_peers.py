@@ -20,7 +20,9 @@ with a budget B (60 s):
   ``/tmp/agvenv/bin/python``); FLAML through ``--flaml-python`` / ``AUTOMODEL_FLAML_PYTHON``
   (default: this Python; ``pip install "flaml[automl]"``). Data sets come from scikit-learn,
   statsmodels and vega_datasets (``pip install statsmodels vega_datasets``): nothing is
-  downloaded. Run: ``python benchmarks/automl_peers.py [--datasets a,b] [--budget 60]``.
+  downloaded. Run: ``python benchmarks/automl_peers.py [--datasets a,b] [--budget 60]``;
+  ``--automodel-budgets 20,30,60`` runs automodel at each of those budgets beside the peers at
+  ``--budget`` (section ``automl_budgets``: what a shorter budget costs).
 """
 
 from __future__ import annotations
@@ -280,6 +282,12 @@ def run_automodel(
 
 
 # ---- the comparison ---------------------------------------------------------------------------
+def system_budget(system: str, budget: float) -> tuple[str, float]:
+    """``automodel@30`` -> (automodel, 30.0); a bare name runs at the common budget."""
+    name, _, b = system.partition("@")
+    return name, float(b) if b else budget
+
+
 def compare(
     name: str,
     budget: float,
@@ -304,13 +312,14 @@ def compare(
             if "test" in (reuse or {}).get(system, {}):  # --reuse: measured by an earlier run
                 row[system] = reuse[system]
                 continue
-            work = tmp / system
+            base, b = system_budget(system, budget)
+            work = tmp / system.replace("@", "_")
             work.mkdir()
             load = os.getloadavg()[0]
-            if system == "automodel":
-                res = run_automodel(name, paths, target, task, budget, search_s, work)
+            if base == "automodel":
+                res = run_automodel(name, paths, target, task, b, search_s, work)
             else:
-                res = run_peer(system, pythons[system], paths, target, task, dates, budget, work)
+                res = run_peer(base, pythons[base], paths, target, task, dates, b, work)
             res["load"] = load
             if "pred" in res:
                 res["test"] = score(task, y_test, res.pop("pred"))
@@ -374,6 +383,45 @@ def report(rows: list[dict], systems: list[str], budget: float, search_s: float 
         "and automodel's final model exists only at the end of the fit, so it is the fit's wall time."
     )
     return body
+
+
+def report_budgets(rows: list[dict], systems: list[str], budget: float) -> str:
+    """automodel at several budgets beside the peers at ``budget``: what a shorter budget costs."""
+    from benchmarks._results import table
+
+    ours = [s for s in systems if s.startswith("automodel@")]
+    header = ["data set", "task (metric)"]
+    header += [f"{s} test (wall s)" for s in systems]
+    header += [f"{s} >= autogluon" for s in ours]
+    lines, wins = [], dict.fromkeys(ours, 0)
+    for r in rows:
+        metric = "accuracy" if r["task"] == "classification" else "r2"
+        line = [f"{r['dataset']} ({r['rows']:,})", f"{r['task'][:5]}. ({metric})"]
+        for s in systems:
+            res = r.get(s, {})
+            _, b = system_budget(s, budget)
+            if "test" in res:
+                over = ", over B" if res["wall_s"] > b else ""
+                line.append(f"{res['test']:.4f} ({res['wall_s']:.0f}{over})")
+            else:
+                line.append(f"failed: {' '.join(res.get('error', ['not run']))[:50]}")
+        ag = r.get("autogluon", {}).get("test")
+        for s in ours:
+            got = r.get(s, {}).get("test")
+            if got is None or ag is None:
+                line.append("-")
+                continue
+            wins[s] += got >= ag
+            line.append("yes" if got >= ag else f"no ({got - ag:+.4f})")
+        lines.append(line)
+    loads = [r[s]["load"] for r in rows for s in systems if s in r and "load" in r[s]]
+    said = "; ".join(f"{s} >= AutoGluon on {w}/{len(rows)}" for s, w in wins.items())
+    return table(header, lines) + (
+        f"\n\nautomodel's whole `automodel run --time-budget B` at each B (process start to exit, "
+        f"over B is a miss); FLAML and AutoGluon at {budget:g} s; the same 80/20 split for all. "
+        f"{said} (target for B = 30: at least half). Load average during the runs: "
+        f"{min(loads, default=0):.1f} to {max(loads, default=0):.1f} on {os.cpu_count()} cores."
+    )
 
 
 def report_repeats(runs: list[list[dict]], systems: list[str], budget: float) -> str:
@@ -456,6 +504,11 @@ def main() -> None:
     ap.add_argument(
         "--flaml-python", default=os.environ.get("AUTOMODEL_FLAML_PYTHON", sys.executable)
     )
+    ap.add_argument(
+        "--automodel-budgets",
+        help="comma-separated budgets (e.g. 20,30,60): automodel at each, the peers at --budget; "
+        "written to its own section, automl_budgets",
+    )
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument(
         "--combine",
@@ -487,6 +540,10 @@ def main() -> None:
     sys.path.insert(0, str(REPO))
     search_s = args.search_s
     systems = args.systems.split(",")
+    if args.automodel_budgets:
+        systems = [f"automodel@{float(b):g}" for b in args.automodel_budgets.split(",")] + [
+            s for s in systems if s != "automodel"
+        ]
     if args.combine:
         runs = [json.loads(Path(p).read_text()) for p in args.combine]
         body = report_repeats(runs, systems, args.budget)
@@ -504,7 +561,10 @@ def main() -> None:
     rows = []
     for name in args.datasets.split(","):  # the section is rewritten after each data set
         rows.append(compare(name, args.budget, search_s, pythons, systems, reuse.get(name)))
-        body = report(rows, systems, args.budget, search_s)
+        if args.automodel_budgets:
+            body = report_budgets(rows, systems, args.budget)
+        else:
+            body = report(rows, systems, args.budget, search_s)
         if reuse:
             body += (
                 f"\n\nReused with `--reuse {Path(args.reuse).name}` (not rerun): the rows of "
@@ -516,8 +576,12 @@ def main() -> None:
         if not args.no_write:
             from benchmarks._results import write_section
 
-            title = "automodel vs FLAML vs AutoGluon at the same time budget"
-            write_section("automl_peers", title, body)
+            if args.automodel_budgets:
+                title = "What a shorter budget costs: automodel at several budgets, peers at one"
+                write_section("automl_budgets", title, body)
+            else:
+                title = "automodel vs FLAML vs AutoGluon at the same time budget"
+                write_section("automl_peers", title, body)
     print(body)
 
 

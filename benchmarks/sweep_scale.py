@@ -22,6 +22,11 @@ for 20 s at 5 points and writes where its time goes per trial.
 
     python benchmarks/sweep_scale.py [--trials 1000 5000 10000] [--only automodel|ray_tune]
     python benchmarks/sweep_scale.py --profile 5000
+    python benchmarks/sweep_scale.py --concurrency 2 32 --nodes 3 [--trials 2000]
+
+``--concurrency`` starts one cluster of ``--nodes`` local Ray nodes (``--cpus-per-node`` logical
+CPUs each) and runs the automodel sweep attached to it at each ``search.max_concurrent``: trials/s,
+and the driver's CPU per trial (what limits it when the trials outnumber the real cores).
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ SPEC = """\
 name: sweep_scale
 data: {{source: "builtin:iris", target: target, test_size: 0.2, seed: 0}}
 search: {{families: [logistic], scheduler: fifo, searcher: tpe, num_samples: {n},
-          max_concurrent: 2, ensemble: false}}
+          max_concurrent: {concurrent}, ensemble: false}}
 """
 AUTOMODEL_LINE = re.compile(r"search: trial (\d+)/")
 PLAIN_LINE = re.compile(r"^trial (\d+) done")
@@ -109,28 +114,34 @@ def plain_ray_tune(n: int) -> None:
 # --- running one sweep ------------------------------------------------------------------------
 
 
-def run(cmd: list[str], line: re.Pattern, limit_s: float | None = None) -> dict:
-    """Run ``cmd``; time-stamp its finished-trial lines; poll the driver's peak RSS."""
+def run(
+    cmd: list[str], line: re.Pattern, limit_s: float | None = None, env: dict | None = None
+) -> dict:
+    """Run ``cmd``; time-stamp its finished-trial lines; poll the driver's peak RSS and CPU."""
     import psutil
 
     t0 = time.time()
     proc = subprocess.Popen(
-        cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env
     )
-    peak = [0]
+    peak, cpu = [0], [0.0]
 
     def poll():
         p = psutil.Process(proc.pid)
         while proc.poll() is None:
             try:
                 peak[0] = max(peak[0], p.memory_info().rss)
+                times = p.cpu_times()
+                cpu[0] = times.user + times.system
             except psutil.Error:
                 return
             time.sleep(0.25)
 
     threading.Thread(target=poll, daemon=True).start()
+    timer = threading.Timer(limit_s or 0, proc.terminate)
+    timer.daemon = True  # a run that ends first must not keep this script alive for the limit
     if limit_s:
-        threading.Timer(limit_s, proc.terminate).start()
+        timer.start()
     load_before = os.getloadavg()[0]
     start, stamps, tail = None, [], collections.deque(maxlen=20)
     for text in proc.stderr:
@@ -140,6 +151,7 @@ def run(cmd: list[str], line: re.Pattern, limit_s: float | None = None) -> dict:
         if line.search(text):
             stamps.append(time.time())
     proc.wait()
+    timer.cancel()
     wall = time.time() - t0
     if not stamps:
         raise SystemExit(f"{cmd}: no trial finished:\n{''.join(tail)}")
@@ -148,6 +160,7 @@ def run(cmd: list[str], line: re.Pattern, limit_s: float | None = None) -> dict:
         "start": start or t0,
         "wall": wall,
         "peak_mib": peak[0] / 2**20,
+        "driver_cpu_s": cpu[0],
         "load": (load_before, os.getloadavg()[0]),
         "stopped": proc.returncode != 0,
     }
@@ -164,12 +177,19 @@ def rates(r: dict) -> dict:
     }
 
 
-def automodel_sweep(n: int, workdir: Path) -> dict:
-    spec = workdir / f"spec_{n}.yaml"
-    spec.write_text(SPEC.format(n=n))
-    out = workdir / f"automodel_{n}"
+def automodel_sweep(
+    n: int, workdir: Path, concurrent: int = 2, cluster=None, limit_s: float | None = None
+) -> dict:
+    spec = workdir / f"spec_{n}_{concurrent}.yaml"
+    text = SPEC.format(n=n, concurrent=concurrent)
+    if cluster is not None:
+        text += f"runtime: {{address: '{cluster.gcs}'}}\n"
+    spec.write_text(text)
+    out = workdir / f"automodel_{n}_{concurrent}"
     cmd = [sys.executable, "-m", "automodel.cli", "tune", str(spec), "--out", str(out)]
-    r = run(cmd, AUTOMODEL_LINE)
+    r = run(cmd, AUTOMODEL_LINE, limit_s, env=cluster.env if cluster is not None else None)
+    if r["stopped"]:
+        return r
     r["bytes"] = {f: (out / f).stat().st_size for f in ("trials.jsonl", "leaderboard.csv")}
     r["bytes"]["tune/optuna.jsonl"] = (out / "tune" / "optuna.jsonl").stat().st_size
     return r
@@ -178,6 +198,93 @@ def automodel_sweep(n: int, workdir: Path) -> dict:
 def plain_sweep(n: int, workdir: Path, limit_s: float | None) -> dict:
     cmd = [sys.executable, __file__, "--plain", str(n), str(workdir / f"ray_tune_{n}")]
     return run(cmd, PLAIN_LINE, limit_s)
+
+
+# --- many trials at once: several local nodes ---------------------------------------------------
+
+
+def local_nodes(nodes: int, cpus: int, base: Path):
+    """``nodes`` Ray nodes on this machine, each advertising ``cpus`` logical CPUs (token auth)."""
+    from tests.cluster.test_two_node import (
+        TwoNodeCluster,
+        _free_ports,
+        _node_ports,
+        _worker_port_range,
+    )
+
+    class LocalNodes(TwoNodeCluster):
+        def __init__(self):  # the two-node test's start, with n nodes and more logical CPUs
+            self.base = base
+            self.token = base / "auth_token"
+            self.token.write_text(os.urandom(32).hex())
+            self.token.chmod(0o600)
+            self.gcs_port, client_port, self.dash_port = _free_ports(3)
+            self.gcs = f"127.0.0.1:{self.gcs_port}"
+            self.url = f"http://127.0.0.1:{self.dash_port}"
+            self.env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+            self.env.update(
+                RAY_AUTH_MODE="token",
+                RAY_AUTH_TOKEN_PATH=str(self.token),
+                RAY_USAGE_STATS_ENABLED="0",
+            )
+            self.procs = []
+            common = ["--block", "--node-ip-address=127.0.0.1", "--object-store-memory=300000000"]
+            common.append(f"--num-cpus={cpus}")
+            head = ["ray", "start", "--head", f"--port={self.gcs_port}"]
+            head += [
+                f"--ray-client-server-port={client_port}",
+                f"--dashboard-port={self.dash_port}",
+            ]
+            head += ["--dashboard-host=127.0.0.1", f"--temp-dir={base / 'head'}"]
+            self._start("head", head + common + _node_ports(_worker_port_range()))
+            self._wait(lambda: self._nodes() >= 1, "the head node")
+            for i in range(1, nodes):
+                cmd = ["ray", "start", f"--address={self.gcs}", f"--temp-dir={base / f'w{i}'}"]
+                self._start(f"worker{i}", cmd + common + _node_ports(_worker_port_range()))
+                self._wait(lambda i=i: self._nodes() >= i + 1, f"worker node {i}")
+
+    return LocalNodes()
+
+
+def concurrency(
+    n: int, levels: list[int], nodes: int, cpus: int, workdir: Path, limit_s: float | None
+) -> None:
+    """``automodel tune`` at each ``max_concurrent`` on one cluster of ``nodes`` local nodes."""
+    import signal
+
+    # `timeout` or Ctrl-C: stop the cluster this started on the way out
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    base = Path(tempfile.mkdtemp(prefix="amsw-", dir="/tmp"))  # short: Ray's socket paths
+    cluster = local_nodes(nodes, cpus, base)
+    rows = []
+    try:
+        for c in levels:
+            r = automodel_sweep(n, workdir, concurrent=c, cluster=cluster, limit_s=limit_s)
+            q = rates(r)
+            cpu_ms = 1000 * r["driver_cpu_s"] / q["trials"]
+            got = f"{q['trials']:,}" + (f" (stopped at {limit_s:g} s)" if r["stopped"] else "")
+            rows.append(
+                [c, got, round(r["wall"]), q["overall"], q["first"], q["last"]]
+                + [f"{cpu_ms:.0f}", f"{r['load'][0]:.1f} / {r['load'][1]:.1f}"]
+            )
+            print(rows[-1], flush=True)
+    finally:
+        cluster.close()
+    header = ["max_concurrent", "trials", "wall s", "trials/s overall", "first fifth"]
+    header += ["last fifth", "driver CPU ms per trial", "load avg before / after"]
+    write_section(
+        "sweep_concurrency",
+        "Many trials at once: max_concurrent on a cluster of several local nodes",
+        f"`python benchmarks/sweep_scale.py --concurrency {' '.join(map(str, levels))} "
+        f"--nodes {nodes} --cpus-per-node {cpus} --trials {n}"
+        + (f" --baseline-limit-s {limit_s:g}" if limit_s else "")
+        + f"`: one Ray cluster of {nodes} nodes "
+        f"on this machine ({cpus} logical CPUs each, {nodes * cpus} in all, on "
+        f"{os.cpu_count()} real cores), `automodel tune` attached to it with `runtime.address`, "
+        "the same logistic-on-iris sweep as above at each `search.max_concurrent`.\n\n"
+        + table(header, rows),
+    )
+    print(table(header, rows))
 
 
 # --- profile ----------------------------------------------------------------------------------
@@ -201,7 +308,7 @@ CATEGORIES = (  # the first pattern a sampled stack holds names where the time w
 
 def profile(n: int, workdir: Path, points: int = 5) -> None:
     spec = workdir / "spec_profile.yaml"
-    spec.write_text(SPEC.format(n=n))
+    spec.write_text(SPEC.format(n=n, concurrent=2))
     cmd = [sys.executable, "-m", "automodel.cli", "tune", str(spec), "--out", str(workdir / "p")]
     proc = subprocess.Popen(
         cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
@@ -269,6 +376,9 @@ def main() -> None:
         default=None,
         help="JSON file of rows: earlier ones kept, new ones added",
     )
+    ap.add_argument("--concurrency", type=int, nargs="+", default=None, metavar="C")
+    ap.add_argument("--nodes", type=int, default=3)
+    ap.add_argument("--cpus-per-node", type=int, default=16)
     ap.add_argument("--plain", type=int, default=None, help=argparse.SUPPRESS)
     args, _ = ap.parse_known_args()
     if args.plain:
@@ -276,6 +386,11 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="sweep_scale_"))
     if args.profile:
         return profile(args.profile, workdir)
+    if args.concurrency:
+        n = args.trials[0] if args.trials != ap.get_default("trials") else 2000
+        return concurrency(
+            n, args.concurrency, args.nodes, args.cpus_per_node, workdir, args.baseline_limit_s
+        )
     header = [
         "system",
         "trials",
