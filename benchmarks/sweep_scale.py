@@ -349,8 +349,8 @@ def profile(n: int, workdir: Path, points: int = 5) -> None:
     names = sorted(cells, key=lambda c: -cells[c].get(columns[-1], 0))
     rows = [[c, *[f"{cells[c].get(col, 0):.1f}" for col in columns]] for c in names]
     load = os.getloadavg()[0]
-    write_section(
-        "sweep_scale_profile",
+    write_section(  # its own section: sweep_scale_profile keeps the before / after tables
+        f"sweep_scale_profile_{n}",
         f"Where a {n:,}-trial sweep's driver spends its time (ms of driver CPU per finished trial)",
         f"`python benchmarks/sweep_scale.py --profile {n}`: py-spy samples the driver of "
         "`automodel tune` (logistic on iris, TPE, FIFO, 2 at a time) for 20 s at 5 points; a "
