@@ -8,7 +8,12 @@ with its replica once on the other one), how many were replayed (HAProxy's retry
 the replacement replica is back in HAProxy's rotation, and when the replica count falls back after
 the load stops.
 
-    python benchmarks/serve_scaling.py [--repeats 3]
+    python benchmarks/serve_scaling.py [--repeats 3] [--no-write] [--haproxy-log]
+
+``--haproxy-log`` receives HAProxy's access log (every request, UDP syslog) and prints, for each
+run, the requests after the kill that HAProxy replayed or ended abnormally: its status, its
+termination state (``SH--``: the server closed before answering, ``CD--``: the client went away)
+and its retry count, which tell a replay from a dropped connection.
 """
 
 from __future__ import annotations
@@ -17,7 +22,9 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -80,6 +87,49 @@ class Load(threading.Thread):
         return self.results
 
 
+class HaproxyLog(threading.Thread):
+    """HAProxy's access log, received as syslog datagrams on a loopback UDP port."""
+
+    # ... 0/0/0/1/1 200 123 - - ---- 17/17/0/0/+1 0/0 "POST /predict HTTP/1.1"
+    LINE = re.compile(r" (-?\d+) \d+ \S+ \S+ (\S{4}) \d+/\d+/\d+/\d+/(\+?\d+) \d+/\d+ \"(\S+ \S+)")
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True, name="haproxy-log")
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.lines: list[tuple[float, str]] = []
+        self.halt = threading.Event()
+        self.start()
+
+    def run(self) -> None:
+        while not self.halt.is_set():
+            try:
+                data = self.sock.recv(65535)
+            except TimeoutError:
+                continue
+            self.lines.append((time.time(), data.decode(errors="replace")))
+
+    def finish(self) -> None:
+        self.halt.set()
+        self.join(5)
+        self.sock.close()
+
+    def unusual(self, since: float) -> list[tuple[float, str, str, str, str]]:
+        """(time, status, termination state, retries, request) of each request logged after
+        ``since`` that was replayed or did not end normally with a 2xx/4xx."""
+        out = []
+        for t, line in self.lines:
+            m = self.LINE.search(line)
+            if t < since or m is None:
+                continue
+            status, term, retries, request = m.groups()
+            if retries not in ("0",) or term != "----" or not status.startswith(("2", "4")):
+                out.append((t, status, term, retries, request))
+        return out
+
+
 def wait_for(cond, timeout: float) -> float | None:
     start = time.time()
     while time.time() - start < timeout:
@@ -89,17 +139,21 @@ def wait_for(cond, timeout: float) -> float | None:
     return None
 
 
-def scenario(artifact: Path, body: bytes, conns: int) -> dict:
+def scenario(artifact: Path, body: bytes, conns: int, haproxy_log: bool = False) -> dict:
     import subprocess
 
     port, hp_metrics = free_port(), free_port()
     log = open(Path(tempfile.gettempdir()) / f"bench-scaling-{port}.log", "w")
+    env = {**os.environ, "RAY_SERVE_HAPROXY_METRICS_PORT": str(hp_metrics)}
+    access = HaproxyLog() if haproxy_log else None
+    if access is not None:
+        env["RAY_SERVE_HAPROXY_LOG_TARGET"] = f"127.0.0.1:{access.port}"
     proc = subprocess.Popen(
         [sys.executable, "-m", "automodel.cli", "serve", str(artifact), "--port", str(port)],
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
-        env={**os.environ, "RAY_SERVE_HAPROXY_METRICS_PORT": str(hp_metrics)},
+        env=env,
     )
     try:
         wait_answer(port, body)
@@ -115,7 +169,10 @@ def scenario(artifact: Path, body: bytes, conns: int) -> dict:
         time.sleep(3)
         # Kill one of two *serving* replicas: under a slow client the autoscaler can take one
         # away in between (seen at load 25: the only serving replica was killed).
-        wait_for(lambda: serving(2), 60)
+        if wait_for(lambda: serving(2) and len(replica_pids(proc.pid)) == 2, 60) is None:
+            # Killing the only serving replica measures nothing about replays (seen at load 30-60).
+            load.finish()
+            return {"skipped": "HAProxy never had two replicas UP: no replica killed"}
         victim = replica_pids(proc.pid)[0]
         watch = RetryWatch(metrics_url, period_s=0.1)
         watch.start()
@@ -133,6 +190,7 @@ def scenario(artifact: Path, body: bytes, conns: int) -> dict:
         after = [r for r in results if r[0] >= t_kill]
         failed = [r for r in after if r[1] != 200]
         first_ok = min((t for t, s, _ in after if s == 200), default=float("inf")) - t_kill
+        logged = [] if access is None else access.unusual(t_kill - 1)
         return {
             "up_s": up,
             "down_s": down,
@@ -144,15 +202,26 @@ def scenario(artifact: Path, body: bytes, conns: int) -> dict:
             "serving_s": back,
             "retries": retries,
             "failures": [(round(t - t_kill, 2), s, d) for t, s, d in failed][:10],
+            "haproxy_log": [(round(t - t_kill, 2), *rest) for t, *rest in logged][:40],
         }
     finally:
         stop(proc)
+        if access is not None:
+            access.finish()
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--conns", type=int, default=16)
+    p.add_argument(
+        "--no-write", action="store_true", help="print the table; leave RESULTS.md as it is"
+    )
+    p.add_argument(
+        "--haproxy-log",
+        action="store_true",
+        help="log every request in HAProxy and print the replayed or abnormal ones after the kill",
+    )
     args = p.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="serve-scaling-"))
     artifact = make_artifact(tmp)
@@ -163,10 +232,14 @@ def main() -> None:
     runs, loads = [], []
     for i in range(args.repeats):
         loads.append(os.getloadavg()[0])
-        r = scenario(artifact, body, args.conns)
+        r = scenario(artifact, body, args.conns, args.haproxy_log)
         loads.append(os.getloadavg()[0])
-        runs.append(r)
         print(f"run {i + 1}: {r}", flush=True)
+        if "skipped" in r:
+            continue
+        runs.append(r)
+        for t, status, term, retries, request in r["haproxy_log"]:
+            print(f"  haproxy {t:+.2f} s status {status} {term} retries {retries} {request}")
     rows = [
         [
             i + 1,
@@ -215,10 +288,11 @@ def main() -> None:
     body_md += (
         "\n\nFailed requests (seconds after the kill, status, what the client got):\n" + details
     )
-    write_section(
-        "serve-scaling", "Serving: autoscaling and a killed replica", notes + "\n\n" + body_md
-    )
-    print(body_md)
+    if not args.no_write:
+        write_section(
+            "serve-scaling", "Serving: autoscaling and a killed replica", notes + "\n\n" + body_md
+        )
+    print(notes + "\n\n" + body_md)
 
 
 if __name__ == "__main__":
