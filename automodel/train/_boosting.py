@@ -144,7 +144,13 @@ def _fit(spec, dataset, family, params, run_dir, metric, progress, world, refit)
     from automodel.train._data import to_ray_dataset, worker_stream
     from automodel.train._ledger import RunLedger
     from automodel.train._local import _val_score
-    from automodel.train._ray import EXPERIMENT, _root_cause, _storage_path, _worker_failures
+    from automodel.train._ray import (
+        EXPERIMENT,
+        _root_cause,
+        _storage,
+        _storage_path,
+        _worker_failures,
+    )
     from automodel.train._result import TrainedModel
 
     t = spec.train
@@ -194,7 +200,7 @@ def _fit(spec, dataset, family, params, run_dir, metric, progress, world, refit)
             use_gpu=t.use_gpu,
             resources_per_worker=dict(t.resources_per_worker) or None,
         ),
-        run_config=RunConfig(name=EXPERIMENT, storage_path=_storage_path(spec, Path(run_dir))),
+        run_config=RunConfig(name=EXPERIMENT, **_storage(_storage_path(spec, Path(run_dir)))),
         datasets={} if stream is not None else {"train": to_ray_dataset(X, y, world)},
     )
     source = "read from the files by the workers" if stream is not None else "through Ray Data"

@@ -16,7 +16,7 @@ from automodel.metrics import MODES
 from automodel.models import FAMILIES, target_scaling
 from automodel.progress import Progress
 from automodel.spec import Spec
-from automodel.storage import is_uri, remote_of
+from automodel.storage import filesystem, is_uri, remote_of
 from automodel.train._config import LoopConfig
 from automodel.train._data import cache_limit_bytes, row_bytes, to_ray_dataset, worker_stream
 from automodel.train._ledger import ProgressPoller, RunLedger
@@ -131,7 +131,7 @@ def _fit(
         ),
         run_config=RunConfig(
             name=EXPERIMENT,
-            storage_path=storage,
+            **_storage(storage),
             worker_runtime_env=_worker_env(config.threads),
             failure_config=FailureConfig(max_failures=t.max_failures),
             checkpoint_config=CheckpointConfig(
@@ -257,6 +257,17 @@ def _storage_path(spec: Spec, run_dir: Path) -> str:
     if is_uri(storage):
         return f"{storage.rstrip('/')}/{spec.name}/{run_dir.name}"
     return remote_of(run_dir) or str(run_dir.resolve())
+
+
+def _storage(path: str) -> dict[str, Any]:
+    """Ray Train's ``storage_path`` and ``storage_filesystem`` for ``path``: a URI goes through
+    automodel's own filesystem (small files in one PutObject, as every other write here: an
+    S3-compatible store that mishandles an empty multipart upload, moto, would fail Ray's
+    storage check)."""
+    if not is_uri(path):
+        return {"storage_path": path}
+    fs, inner = filesystem(path)
+    return {"storage_path": inner, "storage_filesystem": fs}
 
 
 def _restarts(ledger) -> int:

@@ -23,6 +23,7 @@ import requests
 
 from tests._s3 import S3Server
 from tests.cluster.test_two_node import TwoNodeCluster
+from tests.conftest import REPO
 
 UNSHARE = shutil.which("unshare")
 
@@ -77,7 +78,7 @@ class SharedNothingCluster(TwoNodeCluster):
 
     def _start(self, name: str, cmd: list[str]) -> None:
         # every node's processes (trials, Train workers, replicas) reach S3 as a user's would
-        self.env = {**self.env, **self.s3.env, **NODE_DEATH}
+        self.env = {**self.env, **self.s3.env, **NODE_DEATH, "PYTHONPATH": pythonpath()}
         if name == "worker":
             self.env = {**self.env, "AM_TOKEN": str(self.token), "AM_BASE": str(self.base)}
             cmd = [UNSHARE, "--mount", "--propagation", "private", "sh", "-c", WORKER, "sh", *cmd]
@@ -163,6 +164,11 @@ class SharedNothingCluster(TwoNodeCluster):
         env.update(self.s3.env)
         env.update(RAY_AUTH_TOKEN_PATH=str(self.token), RAY_AUTH_MODE="token", **extra)
         return env
+
+
+def pythonpath() -> str:
+    """This checkout first: every node runs the automodel under test, wherever it is installed."""
+    return os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
 
 
 def _in_namespace(namespace: str, *, alive_only: bool = False) -> list[int]:
