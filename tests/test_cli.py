@@ -75,6 +75,31 @@ def test_spec_and_data_path_errors_come_before_any_heavy_import(tmp_path):
     assert rc == 0 and heavy == [], (heavy, err)
 
 
+def test_a_run_imports_torch_only_to_fit_a_torch_model():
+    """What `automodel run` imports while Ray starts (the pipeline), builds a sweep's space from
+    (torch families included) and fits a fallback or scikit-learn winner with loads no torch and
+    no scikit-learn estimator it does not fit; a torch family's fit does load torch."""
+    code = (
+        "import json, sys\n"
+        "import automodel.pipeline\n"
+        "from automodel.models import FAMILIES\n"
+        "from automodel.search import family_spaces\n"
+        "from automodel.spec import spec_from_dict\n"
+        "spec = spec_from_dict({'search': {'families': ['mlp', 'cnn', 'logistic', 'svm']}})\n"
+        "spaces = family_spaces(spec, 'classification', imbalanced=True)\n"
+        "FAMILIES['logistic']('classification', 2, 2).fit([[0, 1], [1, 0]] * 5, [0, 1] * 5)\n"
+        "seen = [m for m in ('torch', 'sklearn.ensemble', 'sklearn.calibration') if m in sys.modules]\n"
+        "FAMILIES['mlp']\n"
+        "print(json.dumps([seen, 'torch' in sys.modules, sorted(spaces['mlp'])]))"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    seen, torch_after, mlp_space = json.loads(r.stdout.strip().splitlines()[-1])
+    assert seen == [] and torch_after, (seen, torch_after)
+    # the torch-free space is the family's own, with class weights on an imbalanced target
+    assert "class_weight" in mlp_space and {"hidden", "layers", "lr"} <= set(mlp_space)
+
+
 def test_every_command_is_still_listed_and_deploy_keeps_docker():
     r = subprocess.run(
         [sys.executable, "-m", "automodel.cli", "--help"], capture_output=True, text=True

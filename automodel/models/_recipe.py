@@ -12,7 +12,6 @@ with plain torch, see ``benchmarks/gpu_proof.py``) can load it by path.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import sys
 from collections.abc import Iterable, Iterator
@@ -194,28 +193,6 @@ def train_epoch(
     return EpochStats(loss_sum, seen, lr, device.type, bf16, recipe.describe())
 
 
-@contextlib.contextmanager
-def fit_threads() -> Iterator[None]:
-    """One thread for a fit (a search trial; on the driver, an in-process final fit or the
-    ensemble's fits), restored afterwards.
-
-    The driver shares its cores with Ray's processes (and other work): OpenMP threads that spin
-    while they wait made an epoch of digits 10x slower at load average 14 (1.1-2.6 s with 2
-    threads against 0.2-0.3 s with one). A trial owns one CPU beside other trials.
-    """
-    from threadpoolctl import threadpool_limits
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        # and every OpenMP / BLAS pool (HistGB, LightGBM, NumPy): torch's setting reaches them
-        # only when they share its OpenMP runtime, which depends on which library loaded first
-        with threadpool_limits(1):
-            yield
-    finally:
-        torch.set_num_threads(before)
-
-
 # ---- rows on the device ------------------------------------------------------------------------
 def pick_device(requested: str = "auto") -> torch.device:
     """``cpu``, ``cuda``, or ``auto``: a GPU this process may use.
@@ -288,7 +265,6 @@ __all__ = [
     "Recipe",
     "epoch_batches",
     "epoch_generator",
-    "fit_threads",
     "lr_factor",
     "make_optimizer",
     "pick_device",

@@ -1,5 +1,9 @@
 """scikit-learn families: random forest, extra trees, histogram gradient boosting,
-logistic/ridge, and an RBF support-vector machine."""
+logistic/ridge, and an RBF support-vector machine.
+
+Each family imports its estimator when it first fits: a trial of logistic regression loads
+``sklearn.linear_model``, not the ensembles, SVMs and calibration too (seconds on two cores).
+"""
 
 from __future__ import annotations
 
@@ -7,17 +11,6 @@ import math
 import warnings
 
 import numpy as np
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.ensemble import (
-    ExtraTreesClassifier,
-    ExtraTreesRegressor,
-    HistGradientBoostingClassifier,
-    HistGradientBoostingRegressor,
-    RandomForestClassifier,
-    RandomForestRegressor,
-)
-from sklearn.linear_model import LogisticRegression, Ridge
-from sklearn.svm import SVC, SVR
 
 from automodel.models._base import Family
 from automodel.spec._space import Choice, Float, Int
@@ -84,7 +77,13 @@ class RandomForest(_SklearnFamily):
     name = "random_forest"
     fidelity = "trees"
     supports_class_weight = True
-    estimators = (RandomForestClassifier, RandomForestRegressor)
+
+    @staticmethod
+    def estimators():
+        """(classifier, regressor) classes."""
+        from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+
+        return RandomForestClassifier, RandomForestRegressor
 
     @classmethod
     def space(cls, task):
@@ -100,7 +99,8 @@ class RandomForest(_SklearnFamily):
 
     def step(self, X, y):
         if self.steps_done_ == 0:
-            cls = self.estimators[0] if self.task == "classification" else self.estimators[1]
+            classifier, regressor = self.estimators()
+            cls = classifier if self.task == "classification" else regressor
             p = {k: v for k, v in self.params.items() if k != "n_estimators"}
             self.model_ = cls(
                 warm_start=True, n_estimators=0, random_state=self.seed, n_jobs=self.n_jobs, **p
@@ -119,7 +119,12 @@ class ExtraTrees(RandomForest):
     on pixel columns."""
 
     name = "extra_trees"
-    estimators = (ExtraTreesClassifier, ExtraTreesRegressor)
+
+    @staticmethod
+    def estimators():
+        from sklearn.ensemble import ExtraTreesClassifier, ExtraTreesRegressor
+
+        return ExtraTreesClassifier, ExtraTreesRegressor
 
     @classmethod
     def space(cls, task):
@@ -150,6 +155,11 @@ class HistGB(_SklearnFamily):
 
     def step(self, X, y):
         if self.steps_done_ == 0:
+            from sklearn.ensemble import (
+                HistGradientBoostingClassifier,
+                HistGradientBoostingRegressor,
+            )
+
             cls = (
                 HistGradientBoostingClassifier
                 if self.task == "classification"
@@ -182,6 +192,8 @@ class Linear(_SklearnFamily):
         return 1
 
     def step(self, X, y):
+        from sklearn.linear_model import LogisticRegression, Ridge
+
         if self.task == "classification":
             self.model_ = LogisticRegression(
                 C=float(self.params["C"]),
@@ -216,6 +228,9 @@ class SVM(_SklearnFamily):
         return 1
 
     def step(self, X, y):
+        from sklearn.calibration import CalibratedClassifierCV
+        from sklearn.svm import SVC, SVR
+
         X = np.asarray(X, dtype=np.float32)
         gamma = float(self.params["gamma"]) / max(1e-12, X.shape[1] * float(X.var()))
         if self.task == "classification":

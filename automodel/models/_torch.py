@@ -27,8 +27,8 @@ from automodel.models._recipe import (
     to_tensors,
     train_epoch,
 )
+from automodel.models._torch_space import SUPPORTS_CLASS_WEIGHT, cnn_space, mlp_space
 from automodel.spec._models import TrainSpec
-from automodel.spec._space import Choice, Float, Int
 
 __all__ = [
     "CNN",
@@ -146,7 +146,7 @@ class _TorchFamily(Family):
     def build_module(self) -> nn.Module:
         raise NotImplementedError
 
-    supports_class_weight = True
+    supports_class_weight = SUPPORTS_CLASS_WEIGHT
 
     def recipe(self, y: np.ndarray | None = None) -> Recipe:
         """The shared recipe for these params; with the training targets ``y``, class weights
@@ -227,22 +227,13 @@ class _TorchFamily(Family):
             module = copy.deepcopy(module).cpu()
         return export_onnx(module, self.task, self.n_features, self.y_scaling_)
 
-    @classmethod
-    def _common_space(cls):
-        return {
-            "lr": Float(3e-4, 3e-2, log=True),
-            "weight_decay": Float(1e-6, 1e-2, log=True),
-            "batch_size": Choice((64, 128)),
-            "dropout": Float(0.0, 0.3),
-        }
-
 
 class MLP(_TorchFamily):
     name = "mlp"
 
     @classmethod
     def space(cls, task):
-        return {"hidden": Choice((128, 256, 512)), "layers": Int(1, 3), **cls._common_space()}
+        return mlp_space(task)
 
     def hidden_sizes(self) -> list[int]:
         h = self.params["hidden"]
@@ -263,7 +254,7 @@ class CNN(_TorchFamily):
 
     @classmethod
     def space(cls, task):
-        return {"channels": Choice((16, 32, 64)), **cls._common_space()}
+        return cnn_space(task)
 
     def build_module(self) -> nn.Module:
         return CNNModule(

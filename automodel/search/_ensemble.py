@@ -14,8 +14,11 @@ trials took (``ENSEMBLE_TIME_SHARE`` of the sweep's wall time per fit of each).
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +28,7 @@ import pandas as pd
 from automodel.data import Dataset
 from automodel.metrics import better, score_raw
 from automodel.models import FAMILIES, Family
-from automodel.models._recipe import fit_threads
+from automodel.models._base import fit_threads
 from automodel.search._result import SearchResult
 
 MAX_MEMBERS = 8
@@ -90,8 +93,7 @@ class Ensemble:
             if refit:
                 X = np.concatenate([X, data.X_val])
                 y = np.concatenate([y, data.y_val])
-            with fit_threads():  # one torch thread on the driver, as trials and in-process fits
-                members = [m.fresh().fit(X, y) for m in self.members]
+            members = run_fits([(m, _fit(m.fresh(), X, y)) for m in self.members])
         info = {
             "workers": 1,
             "use_gpu": False,
@@ -166,12 +168,11 @@ def select_ensemble(
     if folds:
         X = np.concatenate([data.X_train, data.X_val])
         y = np.concatenate([data.y_train, data.y_val])
-        preds = [out_of_fold(m, X, y, folds, seed=spec.data.seed) for m in members]
+        preds = out_of_fold_all(members, X, y, folds, seed=spec.data.seed)
         scored_on = f"{folds}-fold out-of-fold on train + validation ({len(y)} rows)"
     else:
         y = data.y_val
-        with fit_threads():  # torch's own OpenMP threads: one, as in the trials
-            members = [m.fit(data.X_train, data.y_train) for m in members]
+        members = run_fits([(m, _fit(m, data.X_train, data.y_train)) for m in members])
         preds = [_raw(m, data.X_val) for m in members]
         scored_on = f"validation ({len(y)} rows)"
     weights, ens_score = greedy_weights(preds, y, task, metric)
@@ -268,17 +269,104 @@ def out_of_fold(
 ) -> np.ndarray:
     """``model``'s predictions for every row of ``X``, each from a fresh copy fitted without the
     fold that holds the row (stratified for classification when every class has ``folds`` rows)."""
+    return out_of_fold_all([model], X, y, folds, seed=seed)[0]
+
+
+def out_of_fold_all(
+    models: list[Family], X: np.ndarray, y: np.ndarray, folds: int, *, seed: int
+) -> list[np.ndarray]:
+    """:func:`out_of_fold` for each of ``models`` (one task), over the same folds; the
+    models x folds fits share the driver's cores (:func:`run_fits`)."""
     from sklearn.model_selection import KFold, StratifiedKFold
 
-    classification = model.task == "classification"
+    classification = models[0].task == "classification"
     stratify = classification and np.bincount(y.astype(np.int64)).min() >= folds
     split = (StratifiedKFold if stratify else KFold)(folds, shuffle=True, random_state=seed)
-    out = np.zeros((len(y), model.n_outputs if classification else 1), dtype=np.float32)
-    with fit_threads():  # torch's own OpenMP threads: one, as in the trials
-        for fit_rows, held in split.split(X, y):
-            m = model.fresh().fit(X[fit_rows], y[fit_rows])
-            out[held] = _raw(m, X[held])
-    return out
+    parts = list(split.split(X, y))
+
+    def fold(model: Family, fit_rows: np.ndarray, held: np.ndarray) -> Callable[[], np.ndarray]:
+        # the fitted copy predicts its held-out rows and is let go (forests are large)
+        return lambda: _raw(model.fresh().fit(X[fit_rows], y[fit_rows]), X[held])
+
+    raw = run_fits([(m, fold(m, *part)) for m in models for part in parts])
+    outs = []
+    for i, model in enumerate(models):
+        out = np.zeros((len(y), model.n_outputs if classification else 1), dtype=np.float32)
+        for j, (_, held) in enumerate(parts):
+            out[held] = raw[i * len(parts) + j]
+        outs.append(out)
+    return outs
+
+
+# Fits the driver runs at once: its cores, up to this many (the GIL and memory limit more).
+MAX_LANES = 4
+
+
+def _fit(model: Family, X: np.ndarray, y: np.ndarray) -> Callable[[], Family]:
+    return lambda: model.fit(X, y)
+
+
+def run_fits(jobs: list[tuple[Family, Callable[[], Any]]]) -> list[Any]:
+    """Each job's result (a fit, or a fit and its predictions), in order, on the driver's cores.
+
+    The search is over when the ensemble fits, so the driver's cores are free: the jobs run on
+    one thread a core (up to ``MAX_LANES``), each fit with one thread of its own as in the trials
+    (:func:`fit_threads`); scikit-learn's tree builders, libsvm and torch's kernels release the
+    GIL. Torch fits run one at a time: a torch fit seeds and draws from torch's global random
+    generator (initial weights, dropout), which two at once would interleave, so the same spec
+    would give another model. Torch jobs start first (they are the long ones); the others fill
+    the other threads.
+    """
+    import threading
+
+    from threadpoolctl import threadpool_limits
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    lanes = max(1, min(MAX_LANES, cores or 1, len(jobs)))
+    order = sorted(range(len(jobs)), key=lambda i: jobs[i][0].kind != "torch")
+    results: list[Any] = [None] * len(jobs)
+    errors: list[BaseException] = []
+    cond = threading.Condition()
+    torch_busy = False
+
+    def take() -> int | None:
+        """The next job this thread may run (waits while only a busy torch job is left)."""
+        nonlocal torch_busy
+        with cond:
+            while order and not errors:
+                i = next(
+                    (i for i in order if not (torch_busy and jobs[i][0].kind == "torch")), None
+                )
+                if i is not None:
+                    order.remove(i)
+                    torch_busy = torch_busy or jobs[i][0].kind == "torch"
+                    return i
+                cond.wait()
+            return None
+
+    def lane() -> None:
+        nonlocal torch_busy
+        with threadpool_limits(1):  # OpenMP's thread count is per calling thread
+            while (i := take()) is not None:
+                try:
+                    results[i] = jobs[i][1]()
+                except BaseException as exc:
+                    errors.append(exc)
+                finally:
+                    with cond:
+                        if jobs[i][0].kind == "torch":
+                            torch_busy = False
+                        cond.notify_all()
+
+    with fit_threads():
+        if lanes == 1:
+            return [fn() for _, fn in jobs]
+        with ThreadPoolExecutor(lanes, thread_name_prefix="automodel-fit") as pool:
+            for f in [pool.submit(lane) for _ in range(lanes)]:
+                f.result()
+    if errors:
+        raise errors[0]
+    return results
 
 
 def merge_onnx(

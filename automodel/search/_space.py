@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from automodel.models import FAMILIES
+from automodel.models import search_space
 from automodel.spec import (
     Choice,
     Domain,
@@ -36,9 +36,9 @@ def family_spaces(
     """
     out = {}
     for fam in spec.search.families:
-        cls = FAMILIES[fam]
-        space = dict(cls.space(task))
-        if imbalanced and task == "classification" and cls.supports_class_weight:
+        defaults, weighted = search_space(fam, task)  # a torch family's: without torch
+        space = dict(defaults)
+        if imbalanced and task == "classification" and weighted:
             space["class_weight"] = Choice((None, "balanced"))
         space.update(parse_space(fam, spec.search.space.get(fam, {}), key=f"search.space.{fam}"))
         out[fam] = space

@@ -12,7 +12,7 @@ from automodel.data import Dataset
 from automodel.features import top_k
 from automodel.metrics import score_raw
 from automodel.models import FAMILIES
-from automodel.models._recipe import fit_threads
+from automodel.models._base import fit_threads
 from automodel.search._space import decode
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from automodel.metrics import better
 from automodel.models import FAMILIES, Family
-from automodel.models._recipe import Recipe, lr_factor
+
+if TYPE_CHECKING:  # an in-process fit of a scikit-learn family imports no torch
+    from automodel.models._recipe import Recipe
 
 
 @dataclass
@@ -79,4 +81,4 @@ def early_stopping(
     return keep, patience is not None and state["bad_epochs"] >= patience
 
 
-__all__ = ["LoopConfig", "early_stopping", "lr_factor"]
+__all__ = ["LoopConfig", "early_stopping"]

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from automodel.models._recipe import fit_threads
+from automodel.models._base import fit_threads
 from automodel.train._boosting import TRAINERS
 
 # Seconds Ray Train takes to start a worker group before the first epoch (measured, DESIGN.md).
