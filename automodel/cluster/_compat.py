@@ -95,9 +95,10 @@ def serve_loopback_hook() -> None:
     Ray Serve 2.60 binds three sockets on every interface with no setting to change it: HAProxy's
     stats and Prometheus frontends (``bind *:PORT`` in its config template) and each replica's
     inter-deployment gRPC server (``[::]:0``). On a single-node embedded Ray they only need
-    loopback; this rewrites those binds in the worker processes that render and open them. The
-    patch is applied when a worker imports those modules (most workers never do), so worker
-    start-up pays nothing.
+    loopback; this rewrites those binds in the worker processes that render and open them. It
+    also makes HAProxy buffer each request before picking a replica (``BUFFER_REQUEST``), so a
+    request whose replica dies can be replayed. The patch is applied when a worker imports those
+    modules (most workers never do), so worker start-up pays nothing.
     """
     import sys
 
@@ -110,10 +111,24 @@ def serve_loopback_hook() -> None:
         sys.meta_path.insert(0, _PatchOnImport())
 
 
+# HAProxy replays a request on another replica (``retry-on empty-response``) only when it holds
+# the whole request when it first sends it on: otherwise it turns the replay off for that request.
+# Serve's template forwards the headers as soon as they arrive, and clients that write the body
+# separately (httpx, h11, most HTTP libraries) then lose the replay; when their replica died with
+# the request in flight, HAProxy 2.8 closed the client's keep-alive connection without an answer
+# (2-5 failed requests a SIGKILLed replica in benchmarks/serve_scaling.py). This waits for the
+# body (up to ``tune.bufsize``, 16 KiB; a larger one is forwarded as before, unreplayable) first.
+BUFFER_REQUEST = "    option http-buffer-request\n"
+_REDISPATCH = "    option redispatch 1\n"
+
+
 def _loopback_haproxy(module: Any) -> None:
-    module.HAPROXY_CONFIG_TEMPLATE = module.HAPROXY_CONFIG_TEMPLATE.replace(
+    template = module.HAPROXY_CONFIG_TEMPLATE.replace(
         "bind *:{{ config.stats_port }}", "bind 127.0.0.1:{{ config.stats_port }}"
     ).replace("bind :{{ config.metrics_port }}", "bind 127.0.0.1:{{ config.metrics_port }}")
+    if BUFFER_REQUEST not in template:
+        template = template.replace(_REDISPATCH, _REDISPATCH + BUFFER_REQUEST, 1)
+    module.HAPROXY_CONFIG_TEMPLATE = template
 
 
 def _loopback_replica(module: Any) -> None:
@@ -157,6 +172,20 @@ class _PatchOnImport:
 
         spec.loader = _Loader()
         return spec
+
+
+def with_code_version(deployment: Any, version: str) -> Any:
+    """``deployment`` with a fixed code version: deployed again with only a new ``user_config``
+    (`automodel rollout`'s every step), Serve reconfigures the running replicas in place.
+
+    ``serve.run`` gives a deployment without a version a random one at every call, and a new
+    version restarts every replica (a rolling update: seconds to a minute per step on a loaded
+    machine). ``serve deploy CONFIG`` keeps one, but needs the dashboard's REST API. Only
+    ``Deployment.options``'s private ``_internal`` flag accepts a version. Untested Ray: unchanged.
+    """
+    if not ray_is_tested():
+        return deployment
+    return deployment.options(version=version, _internal=True)
 
 
 def reload_ray_config() -> None:

@@ -162,6 +162,8 @@ def _application(app: dict[str, Any]):
 
     from ray import serve
 
+    from automodel.cluster._compat import with_code_version
+
     module_name, _, attr = app["import_path"].partition(":")
     module = importlib.import_module(module_name)
     built = getattr(module, attr)(app.get("args") or {})
@@ -169,8 +171,20 @@ def _application(app: dict[str, Any]):
     for value in vars(module).values():
         if isinstance(value, serve.Deployment) and value.name in entries:
             options = {k: v for k, v in entries[value.name].items() if k != "name"}
-            return value.options(**options).bind()
+            return with_code_version(value.options(**options), _code_version(module)).bind()
     return built
+
+
+def _code_version(module) -> str:
+    """The same for every deploy of the same code (the deployment's module and automodel's
+    version): a redeploy that changes only ``user_config`` then reconfigures replicas in place."""
+    import hashlib
+
+    import automodel
+
+    source = Path(module.__file__).read_bytes() if getattr(module, "__file__", None) else b""
+    digest = hashlib.sha256(source + automodel.__version__.encode()).hexdigest()[:16]
+    return f"automodel-{digest}"
 
 
 class _Ignored(logging.Handler):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,6 +14,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -73,6 +76,56 @@ def rehash_card(path: Path, version: int | None = None) -> None:
     if version is not None:
         card["version"] = version
     (path / "card.json").write_text(json.dumps(card))
+
+
+def altered(src: Path, dst: Path, version: int, change) -> Path:
+    """A copy of artifact ``src`` whose ONNX graph ``change`` edits, as version ``version``."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    shutil.copytree(src, dst)
+    card = json.loads((dst / "card.json").read_text())
+    model = onnx.load(dst / "model.onnx")
+    out = next(o for o in model.graph.output if o.name == card["onnx"]["output"])
+    change(model.graph, out, helper, numpy_helper)
+    onnx.save(model, dst / "model.onnx")
+    rehash_card(dst, version)
+    return dst
+
+
+def rename_output(graph, out, helper, new_nodes, final: str) -> None:
+    """Make ``final`` the graph's output tensor ``out`` (by its old name)."""
+    out = out.name
+    for node in graph.node:
+        for i, name in enumerate(node.output):
+            if name == out:
+                node.output[i] = "orig_out"
+    graph.node.extend(new_nodes)
+    graph.node.append(helper.make_node("Identity", [final], [out]))
+
+
+def slow_graph(graph, out, helper, numpy_helper, matmuls: int = 24) -> None:
+    """Add ``matmuls`` input-dependent 1024x1024 matrix products (their result times 0 is added to
+    the output): ≈20x the digits model's time on one row with 24."""
+    rng = np.random.default_rng(0)
+    inp = graph.input[0].name
+    width = graph.input[0].type.tensor_type.shape.dim[1].dim_value
+    graph.initializer.extend(
+        [
+            numpy_helper.from_array(rng.random((width, 1024), dtype=np.float32), "w0"),
+            numpy_helper.from_array(rng.random((1024, 1024), dtype=np.float32) / 1024, "w1"),
+            numpy_helper.from_array(np.zeros((1,), dtype=np.float32), "zero"),
+        ]
+    )
+    nodes = [helper.make_node("MatMul", [inp, "w0"], ["h0"])]
+    for i in range(matmuls):
+        nodes.append(helper.make_node("MatMul", [f"h{i}", "w1"], [f"h{i + 1}"]))
+    nodes += [
+        helper.make_node("ReduceSum", [f"h{matmuls}"], ["s"], keepdims=1),
+        helper.make_node("Mul", ["s", "zero"], ["z"]),
+        helper.make_node("Add", ["orig_out", "z"], ["slow_out"]),
+    ]
+    rename_output(graph, out, helper, nodes, "slow_out")
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,6 @@ right version answering.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import time
@@ -22,60 +21,19 @@ import numpy as np
 import pytest
 
 from automodel.spec import Spec
-from tests.serve.conftest import Load, Server, digits_rows, make_artifact, rehash_card
+from tests.serve.conftest import (
+    Load,
+    Server,
+    altered,
+    digits_rows,
+    make_artifact,
+    rename_output,
+)
+from tests.serve.conftest import slow_graph as slow
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 STEP_S = "2"
-
-
-def _altered(src: Path, dst: Path, version: int, change) -> Path:
-    """A copy of artifact ``src`` whose ONNX graph ``change`` edits, as version ``version``."""
-    import onnx
-    from onnx import helper, numpy_helper
-
-    shutil.copytree(src, dst)
-    card = json.loads((dst / "card.json").read_text())
-    model = onnx.load(dst / "model.onnx")
-    out = next(o for o in model.graph.output if o.name == card["onnx"]["output"])
-    change(model.graph, out, helper, numpy_helper)
-    onnx.save(model, dst / "model.onnx")
-    rehash_card(dst, version)
-    return dst
-
-
-def _rename_output(graph, out, helper, new_nodes, final: str) -> None:
-    """Make ``final`` the graph's output tensor ``out`` (by its old name)."""
-    out = out.name
-    for node in graph.node:
-        for i, name in enumerate(node.output):
-            if name == out:
-                node.output[i] = "orig_out"
-    graph.node.extend(new_nodes)
-    graph.node.append(helper.make_node("Identity", [final], [out]))
-
-
-def slow(graph, out, helper, numpy_helper) -> None:
-    """Add input-dependent matrix products (their result times 0 is added to the output)."""
-    rng = np.random.default_rng(0)
-    inp = graph.input[0].name
-    width = graph.input[0].type.tensor_type.shape.dim[1].dim_value
-    graph.initializer.extend(
-        [
-            numpy_helper.from_array(rng.random((width, 1024), dtype=np.float32), "w0"),
-            numpy_helper.from_array(rng.random((1024, 1024), dtype=np.float32) / 1024, "w1"),
-            numpy_helper.from_array(np.zeros((1,), dtype=np.float32), "zero"),
-        ]
-    )
-    nodes = [helper.make_node("MatMul", [inp, "w0"], ["h0"])]
-    for i in range(24):
-        nodes.append(helper.make_node("MatMul", [f"h{i}", "w1"], [f"h{i + 1}"]))
-    nodes += [
-        helper.make_node("ReduceSum", ["h24"], ["s"], keepdims=1),
-        helper.make_node("Mul", ["s", "zero"], ["z"]),
-        helper.make_node("Add", ["orig_out", "z"], ["slow_out"]),
-    ]
-    _rename_output(graph, out, helper, nodes, "slow_out")
 
 
 def constant(graph, out, helper, numpy_helper) -> None:
@@ -93,7 +51,7 @@ def constant(graph, out, helper, numpy_helper) -> None:
         helper.make_node("Mul", ["orig_out", "zero"], ["z"]),
         helper.make_node("Add", ["z", "row"], ["const_out"]),
     ]
-    _rename_output(graph, out, helper, nodes, "const_out")
+    rename_output(graph, out, helper, nodes, "const_out")
 
 
 def failing(graph, out, helper, numpy_helper) -> None:
@@ -101,7 +59,7 @@ def failing(graph, out, helper, numpy_helper) -> None:
     n = out.type.tensor_type.shape.dim[1].dim_value
     graph.initializer.append(numpy_helper.from_array(np.array([0, n + 1], dtype=np.int64), "shp"))
     nodes = [helper.make_node("Reshape", ["orig_out", "shp"], ["bad_out"])]
-    _rename_output(graph, out, helper, nodes, "bad_out")
+    rename_output(graph, out, helper, nodes, "bad_out")
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +117,7 @@ def _serves(server: Server, data, version: str) -> None:
 
 
 def _check_rollback(server, root, data, name, change, version, reason_start, *extra):
-    bad = _altered(root / "v1", root / name, version, change)
+    bad = altered(root / "v1", root / name, version, change)
     record = root / f"{name}.json"
     proc, results = _under_load(server, data, lambda: _rollout(server, bad, record, *extra))
     failed = [r for r in results if r[1] != 200]
