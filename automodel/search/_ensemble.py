@@ -49,6 +49,8 @@ class Ensemble:
     val_score: float | None = None
     info: dict[str, Any] = field(default_factory=dict)
     fitted: bool = True  # False: members chosen out of fold, not yet fitted on a whole split
+    # the members' ONNX graphs, exported beside their final fits (None: at to_onnx)
+    exported: list[tuple[bytes, str]] | None = None
     name = "ensemble"
     kind = "ensemble"
 
@@ -75,9 +77,8 @@ class Ensemble:
 
     def to_onnx(self) -> tuple[bytes, str]:
         """One graph: every member reads ``input``; the output is their weighted sum."""
-        return merge_onnx(
-            [m.to_onnx() for m in self.members], self.weights, self.task == "classification"
-        )
+        graphs = self.exported or [m.to_onnx() for m in self.members]
+        return merge_onnx(graphs, self.weights, self.task == "classification")
 
     def final(self, data: Dataset, *, refit: bool) -> Ensemble:
         """The ensemble for the artifact: with ``refit``, each member trained again on train +
@@ -85,6 +86,7 @@ class Ensemble:
         ``info``."""
         start = time.time()
         members = self.members
+        exported = None
         # the rows the members learn from: train (+ validation with refit); the pipeline builds
         # an ensemble only on data this process holds whole, so they are every row there is
         rows = len(data.X_train) + (len(data.X_val) if refit else 0)
@@ -93,7 +95,10 @@ class Ensemble:
             if refit:
                 X = np.concatenate([X, data.X_val])
                 y = np.concatenate([y, data.y_val])
-            members = run_fits([(m, _fit(m.fresh(), X, y)) for m in self.members])
+            # each member exported as soon as it is fitted: a forest's conversion (pure Python)
+            # runs beside the next member's fit
+            done = run_fits([(m, _fit_export(m.fresh(), X, y)) for m in self.members])
+            members, exported = [m for m, _ in done], [graph for _, graph in done]
         info = {
             "workers": 1,
             "use_gpu": False,
@@ -105,7 +110,15 @@ class Ensemble:
             "wall_s": round(self.info.get("fit_s", 0.0) + time.time() - start, 2),
             "ensemble": self.info,
         }
-        return Ensemble(self.task, self.n_outputs, members, self.weights, self.val_score, info)
+        return Ensemble(
+            self.task,
+            self.n_outputs,
+            members,
+            self.weights,
+            self.val_score,
+            info,
+            exported=exported,
+        )
 
 
 def _raw(model: Family, X: np.ndarray) -> np.ndarray:
@@ -304,6 +317,16 @@ MAX_LANES = 4
 
 def _fit(model: Family, X: np.ndarray, y: np.ndarray) -> Callable[[], Family]:
     return lambda: model.fit(X, y)
+
+
+def _fit_export(
+    model: Family, X: np.ndarray, y: np.ndarray
+) -> Callable[[], tuple[Family, tuple[bytes, str]]]:
+    def job() -> tuple[Family, tuple[bytes, str]]:
+        fitted = model.fit(X, y)
+        return fitted, fitted.to_onnx()
+
+    return job
 
 
 def run_fits(jobs: list[tuple[Family, Callable[[], Any]]]) -> list[Any]:
