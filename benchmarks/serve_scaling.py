@@ -172,7 +172,11 @@ def scenario(artifact: Path, body: bytes, conns: int, haproxy_log: bool = False)
         if wait_for(lambda: serving(2) and len(replica_pids(proc.pid)) == 2, 60) is None:
             # Killing the only serving replica measures nothing about replays (seen at load 30-60).
             load.finish()
-            return {"skipped": "HAProxy never had two replicas UP: no replica killed"}
+            return {
+                "skipped": "HAProxy never had two replicas UP: no replica killed",
+                "replica_processes": len(replica_pids(proc.pid)),
+                "haproxy_up": haproxy_metric(metrics_url, "haproxy_backend_active_servers"),
+            }
         victim = replica_pids(proc.pid)[0]
         watch = RetryWatch(metrics_url, period_s=0.1)
         watch.start()
