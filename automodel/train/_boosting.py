@@ -142,7 +142,7 @@ def _fit(spec, dataset, family, params, run_dir, metric, progress, world, refit)
     from automodel.errors import TrainingError
     from automodel.models import FAMILIES
     from automodel.train._data import to_ray_dataset, worker_stream
-    from automodel.train._ledger import RunLedger
+    from automodel.train._ledger import start_ledger
     from automodel.train._local import _val_score
     from automodel.train._ray import (
         EXPERIMENT,
@@ -167,7 +167,7 @@ def _fit(spec, dataset, family, params, run_dir, metric, progress, world, refit)
     stream = worker_stream(dataset, world, refit=refit is not None)
     available = stream.total if stream is not None else len(X)
     classification = dataset.task == "classification"
-    ledger = ray.remote(num_cpus=0)(RunLedger).remote()
+    ledger = start_ledger()  # on this node: it outlives a lost worker node
     trees = model.trees_after(steps)
     config = {
         "family": family,

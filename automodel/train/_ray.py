@@ -19,7 +19,7 @@ from automodel.spec import Spec
 from automodel.storage import filesystem, is_uri, remote_of
 from automodel.train._config import LoopConfig
 from automodel.train._data import cache_limit_bytes, row_bytes, to_ray_dataset, worker_stream
-from automodel.train._ledger import ProgressPoller, RunLedger
+from automodel.train._ledger import ProgressPoller, start_ledger
 from automodel.train._loop import train_loop_per_worker
 from automodel.train._result import Refit, TrainedModel
 
@@ -78,7 +78,6 @@ def _fit(
     from ray.train.v2.api.config import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.v2.api.exceptions import ControllerError, WorkerGroupError
     from ray.train.v2.torch.torch_trainer import TorchTrainer
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     t = spec.train
     start = time.time()
@@ -97,9 +96,7 @@ def _fit(
     stream = worker_stream(dataset, world, refit=refit is not None)  # streamed: workers read files
     n_rows = stream.total if stream is not None else len(X)
     shard_bytes = n_rows // world * row_bytes(dataset.n_features)
-    # On the driver's node, as Ray Train's controller is: it outlives a lost worker node.
-    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
-    ledger = ray.remote(num_cpus=0, scheduling_strategy=here)(RunLedger).remote()
+    ledger = start_ledger()  # on this node: it outlives a lost worker node
     config = LoopConfig(
         family=family,
         task=dataset.task,
