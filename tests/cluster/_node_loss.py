@@ -34,7 +34,6 @@ import requests
 import yaml
 
 from automodel import storage
-from tests.cluster import _shared_nothing
 from tests.conftest import REPO, free_port
 
 CLIENTS = 4  # concurrent clients of the serving scenario: at most this many requests in flight
@@ -51,11 +50,6 @@ def iris_in_s3(bucket: str) -> tuple[str, pd.DataFrame]:
     return uri, frame
 
 
-def _env(c, **extra: str) -> dict[str, str]:
-    """A driver's environment on the head, with this checkout importable wherever it starts."""
-    return c.client_env(PYTHONPATH=_shared_nothing.pythonpath(), **extra)
-
-
 def _cli(c, work: Path, name: str, *args: str) -> tuple[subprocess.Popen, Path]:
     """`automodel ARGS` on the head, as a user runs it; stdout and stderr into ``work/NAME.log``."""
     log = work / f"{name}.log"
@@ -63,7 +57,7 @@ def _cli(c, work: Path, name: str, *args: str) -> tuple[subprocess.Popen, Path]:
         proc = subprocess.Popen(
             [sys.executable, "-m", "automodel.cli", *args],
             cwd=work,
-            env=_env(c, AUTOMODEL_CACHE=str(work / "head-cache")),
+            env=c.client_env(AUTOMODEL_CACHE=str(work / "head-cache")),
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -325,7 +319,7 @@ def serve(c, artifact: str, data: str, *, settle_s: float = 3.0) -> dict[str, An
     try:
         r = subprocess.run(
             [sys.executable, "tests/cluster/_drive.py", c.gcs, "deploy", artifact, str(port)],
-            cwd=REPO, env=_env(c), capture_output=True, text=True, timeout=400,
+            cwd=REPO, env=c.client_env(), capture_output=True, text=True, timeout=400,
         )  # fmt: skip
         if r.returncode != 0:
             raise AssertionError(f"deploy failed:\n{r.stderr[-3000:]}")

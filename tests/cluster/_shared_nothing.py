@@ -128,30 +128,35 @@ class SharedNothingCluster(TwoNodeCluster):
             time.sleep(0.2)
         return len(victims | {proc.pid})
 
-    def restart_worker(self, timeout: float = 240) -> str:
-        """A fresh worker node (new namespace, new ports) joins; returns its node id once ALIVE."""
+    def restart_worker(self, timeout: float = 240, attempts: int = 3) -> str:
+        """A fresh worker node (new namespace, new ports) joins; returns its node id once ALIVE.
+        A node that does not join in time (a loaded machine) is killed and started again on
+        fresh ports; the head is never touched."""
         if self.worker_proc.poll() is None:
             raise RuntimeError("the worker node still runs; kill_worker() first")
         known = {n["node_id"] for n in self.nodes()} | {self._worker_id}  # the lost one too
-        self.procs.remove(self.worker_proc)
-        self.restarts += 1
-        log = self.base / "worker.log"
-        if log.exists():  # keep the lost node's log beside the new one's
-            log.rename(self.base / f"worker.{self.restarts}.log")
-        self._start("worker", self.worker_cmd())
-        new: list[str] = []
-
-        def joined() -> bool:
-            new[:] = [
-                n["node_id"]
-                for n in self.nodes()
-                if n["state"] == "ALIVE" and not n["is_head_node"] and n["node_id"] not in known
-            ]
-            return bool(new)
-
-        self._wait(joined, "the restarted worker node", timeout=timeout)
-        self._worker_id = new[0]
-        return new[0]
+        for _ in range(attempts):
+            self.procs.remove(self.worker_proc)
+            self.restarts += 1
+            log = self.base / "worker.log"
+            if log.exists():  # keep the lost node's log beside the new one's
+                log.rename(self.base / f"worker.{self.restarts}.log")
+            self._start("worker", self.worker_cmd())
+            end = time.time() + timeout
+            while time.time() < end and self.worker_proc.poll() is None:
+                new = [
+                    n["node_id"]
+                    for n in self.nodes()
+                    if n["state"] == "ALIVE" and not n["is_head_node"] and n["node_id"] not in known
+                ]
+                if new:
+                    self._worker_id = new[0]
+                    return new[0]
+                time.sleep(1)
+            self.kill_worker()  # what it started, its namespace with it
+        raise RuntimeError(
+            f"a restarted worker node did not join in {attempts} tries (logs: {self.base}/worker.*)"
+        )
 
     def ensure_worker(self) -> None:
         """The cluster as the session started it: a worker node running (restarted if lost)."""
@@ -159,10 +164,13 @@ class SharedNothingCluster(TwoNodeCluster):
             self.restart_worker()
 
     def client_env(self, **extra: str) -> dict[str, str]:
-        """A driver's environment on the head: the token, the S3 endpoint, the GCS address."""
+        """A driver's environment on the head: the token, the S3 endpoint, this checkout importable."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
         env.update(self.s3.env)
-        env.update(RAY_AUTH_TOKEN_PATH=str(self.token), RAY_AUTH_MODE="token", **extra)
+        env.update(
+            RAY_AUTH_TOKEN_PATH=str(self.token), RAY_AUTH_MODE="token", PYTHONPATH=pythonpath()
+        )
+        env.update(extra)
         return env
 
 
