@@ -8,9 +8,9 @@ import pytest
 import yaml
 
 from automodel.errors import ResourceError, SpecError
+from automodel.models._recipe import lr_factor
 from automodel.spec import RuntimeSpec, Spec, TrainSpec
 from automodel.train import check_train_resources, train_model
-from automodel.train._config import lr_factor
 from tests.conftest import run_cli
 
 
