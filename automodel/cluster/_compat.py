@@ -118,7 +118,11 @@ def serve_loopback_hook() -> None:
 # the request in flight, HAProxy 2.8 closed the client's keep-alive connection without an answer
 # (2-5 failed requests a SIGKILLed replica in benchmarks/serve_scaling.py). This waits for the
 # body (up to ``tune.bufsize``, 16 KiB; a larger one is forwarded as before, unreplayable) first.
+# Off unless AUTOMODEL_SERVE_BUFFER_REQUESTS=1: with it, the replica no longer sees concurrent
+# requests to batch (tests/serve/test_http.py's batch-size metric never appears under 8
+# connections), so it trades dynamic batching for replays until that is understood.
 BUFFER_REQUEST = "    option http-buffer-request\n"
+BUFFER_ENV = "AUTOMODEL_SERVE_BUFFER_REQUESTS"
 _REDISPATCH = "    option redispatch 1\n"
 
 
@@ -126,7 +130,7 @@ def _loopback_haproxy(module: Any) -> None:
     template = module.HAPROXY_CONFIG_TEMPLATE.replace(
         "bind *:{{ config.stats_port }}", "bind 127.0.0.1:{{ config.stats_port }}"
     ).replace("bind :{{ config.metrics_port }}", "bind 127.0.0.1:{{ config.metrics_port }}")
-    if BUFFER_REQUEST not in template:
+    if os.environ.get(BUFFER_ENV) == "1" and BUFFER_REQUEST not in template:
         template = template.replace(_REDISPATCH, _REDISPATCH + BUFFER_REQUEST, 1)
     module.HAPROXY_CONFIG_TEMPLATE = template
 

@@ -182,23 +182,24 @@ def sweep(c, work: Path, *, num_samples: int = 4, max_epochs: int = 60) -> dict[
 
 # ---- (b) the Ray Train final fit -------------------------------------------------------------------
 def _last_checkpoint(prefix: str) -> int:
-    """The latest epoch with a whole checkpoint (weights and state) under ``prefix``; 0: none."""
+    """The latest epoch whose checkpoint Ray Train has registered under ``prefix`` (the one a
+    restarted worker group resumes from); 0: none. Its files reach S3 before that: a checkpoint
+    whose files are there but whose report the controller has not gathered is not one to resume
+    from, so this reads Ray Train's own record, its checkpoint manager's snapshot."""
     try:
-        names = set(storage.listdir(prefix, recursive=True))
-    except Exception:  # the prefix does not exist yet
+        names = [n for n in storage.listdir(prefix, recursive=True) if n.endswith(SNAPSHOT)]
+        texts = [storage.read_text(f"{prefix}/{n}") for n in names]
+    except Exception:  # the prefix or the snapshot does not exist yet
         return 0
-    epochs = [
-        int(m.group(2))
-        for n in names
-        if (m := re.search(r"(.*checkpoint_epoch(\d+))/state\.json$", n))
-        and f"{m.group(1)}/weights.pt" in names
-    ]
-    return max(epochs, default=0)
+    return max((int(e) for t in texts for e in re.findall(r"checkpoint_epoch(\d+)", t)), default=0)
+
+
+SNAPSHOT = "checkpoint_manager_snapshot.json"  # Ray Train's record of its registered checkpoints
 
 
 def train(c, work: Path, *, epochs: int = 40, kill_after_epoch: int = 3) -> dict[str, Any]:
-    """`automodel train` (MLP, 2 Ray Train workers) into S3; the worker node lost after the
-    checkpoint of ``kill_after_epoch`` is in S3, a fresh one started at once."""
+    """`automodel train` (MLP, 2 Ray Train workers) into S3; the worker node lost once Ray Train
+    has registered the checkpoint of ``kill_after_epoch`` in S3, a fresh one started at once."""
     from automodel.contracts import Card
 
     start = time.time()

@@ -58,9 +58,9 @@ def test_the_final_fit_resumes_from_the_s3_checkpoint_on_a_fresh_node(trained):
     assert r["returncode"] == 0, r["output"][-3000:]
     assert r["restarts"] >= 1 and r["epochs_trained"] == r["epochs"], r
     resumed = r["resumed_after_epoch"][0]
-    # from the last checkpoint in S3, not epoch 1: the one seen there before the kill, or the one
-    # before it (a checkpoint's files land in S3 before Ray Train's controller has registered it)
-    assert r["checkpoint_seen"] - 1 <= resumed < r["epochs"], r
+    # from the last checkpoint in S3, not epoch 1: the one Ray Train had registered there when
+    # the node was lost (or a later one registered before the loss was noticed)
+    assert r["checkpoint_seen"] <= resumed < r["epochs"], r
     assert r["restart_epochs"][0] == resumed + 1 > 1, r
     assert r["report_marks_restart"], "report.html does not mark the restart"
     assert f"resuming after epoch {resumed}" in r["output"]

@@ -78,7 +78,13 @@ def test_requests_in_flight_on_a_killed_replica_are_replayed(tmp_path, digits):
     slow = altered(v1.path, tmp_path / "slow", 1, functools.partial(slow_graph, matmuls=100))
     hp_metrics = free_port()
     server = Server(
-        slow, "--replicas", "2", env={"RAY_SERVE_HAPROXY_METRICS_PORT": str(hp_metrics)}
+        slow,
+        "--replicas",
+        "2",
+        env={
+            "RAY_SERVE_HAPROXY_METRICS_PORT": str(hp_metrics),
+            "AUTOMODEL_SERVE_BUFFER_REQUESTS": "1",
+        },
     )
     try:
         haproxy = f"http://127.0.0.1:{hp_metrics}/metrics"
