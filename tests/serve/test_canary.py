@@ -46,6 +46,8 @@ def test_each_threshold_rolls_back_with_its_reason_and_margin():
     assert verdict(constant, t, final=False).startswith("agreement 10.0% < --min-agreement 90.0%")
     tiny = compare(_summary([0.1] * 100, [0.3] * 100))
     assert verdict(tiny, t, final=True) is None  # x3, but 0.2 ms: under the 1 ms floor
+    tail = compare(_summary([0.15] * 98 + [0.6] * 2, [0.17] * 98 + [1.77] * 2))
+    assert tail.p99_ratio > 2 and verdict(tail, t, final=True) is None  # p99 +1.2 ms: under 5 ms
     few = compare(_summary([1.0] * 10, [9.0] * 10, errors=10))
     assert verdict(few, t, final=True) is None  # under --min-requests: not judged yet
 
