@@ -205,45 +205,9 @@ def plain_sweep(n: int, workdir: Path, limit_s: float | None) -> dict:
 
 def local_nodes(nodes: int, cpus: int, base: Path):
     """``nodes`` Ray nodes on this machine, each advertising ``cpus`` logical CPUs (token auth)."""
-    from tests.cluster.test_two_node import (
-        TwoNodeCluster,
-        _free_ports,
-        _node_ports,
-        _worker_port_range,
-    )
+    from tests.cluster.test_two_node import TwoNodeCluster
 
-    class LocalNodes(TwoNodeCluster):
-        def __init__(self):  # the two-node test's start, with n nodes and more logical CPUs
-            self.base = base
-            self.token = base / "auth_token"
-            self.token.write_text(os.urandom(32).hex())
-            self.token.chmod(0o600)
-            self.gcs_port, client_port, self.dash_port = _free_ports(3)
-            self.gcs = f"127.0.0.1:{self.gcs_port}"
-            self.url = f"http://127.0.0.1:{self.dash_port}"
-            self.env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
-            self.env.update(
-                RAY_AUTH_MODE="token",
-                RAY_AUTH_TOKEN_PATH=str(self.token),
-                RAY_USAGE_STATS_ENABLED="0",
-            )
-            self.procs = []
-            common = ["--block", "--node-ip-address=127.0.0.1", "--object-store-memory=300000000"]
-            common.append(f"--num-cpus={cpus}")
-            head = ["ray", "start", "--head", f"--port={self.gcs_port}"]
-            head += [
-                f"--ray-client-server-port={client_port}",
-                f"--dashboard-port={self.dash_port}",
-            ]
-            head += ["--dashboard-host=127.0.0.1", f"--temp-dir={base / 'head'}"]
-            self._start("head", head + common + _node_ports(_worker_port_range()))
-            self._wait(lambda: self._nodes() >= 1, "the head node")
-            for i in range(1, nodes):
-                cmd = ["ray", "start", f"--address={self.gcs}", f"--temp-dir={base / f'w{i}'}"]
-                self._start(f"worker{i}", cmd + common + _node_ports(_worker_port_range()))
-                self._wait(lambda i=i: self._nodes() >= i + 1, f"worker node {i}")
-
-    return LocalNodes()
+    return TwoNodeCluster(base, workers=nodes - 1, cpus=cpus, object_store=300_000_000)
 
 
 def concurrency(

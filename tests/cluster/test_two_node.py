@@ -69,17 +69,25 @@ def _worker_port_range() -> int:
     raise RuntimeError("no free port range")
 
 
-COMMON = [  # both nodes: one CPU each, a small object store, blocking so the handle is the node
-    "--block",
-    "--node-ip-address=127.0.0.1",
-    "--object-store-memory=200000000",
-    "--num-cpus=1",
-]
+def _common(cpus: int, object_store: int) -> list[str]:
+    # every node: blocking, so the handle is the node
+    return [
+        "--block",
+        "--node-ip-address=127.0.0.1",
+        f"--object-store-memory={object_store}",
+        f"--num-cpus={cpus}",
+    ]
 
 
 class TwoNodeCluster:
-    def __init__(self, base: Path):
+    """A head and ``workers`` worker nodes on this machine (default: one; one CPU each, a small
+    object store), token auth on; stopped by their handles."""
+
+    def __init__(
+        self, base: Path, *, workers: int = 1, cpus: int = 1, object_store: int = 200_000_000
+    ):
         self.base = base
+        self.common = _common(cpus, object_store)
         self.token = base / "auth_token"
         self.token.write_text(os.urandom(32).hex())
         self.token.chmod(0o600)
@@ -103,22 +111,24 @@ class TwoNodeCluster:
                 f"--dashboard-port={self.dash_port}",
                 "--dashboard-host=127.0.0.1",
                 f"--temp-dir={base / 'head'}",
-                *COMMON,
+                *self.common,
                 *_node_ports(_worker_port_range()),
             ],
         )
         self._wait(lambda: self._nodes() >= 1, "the head node")
-        self._start("worker", self.worker_cmd())
-        self._wait(lambda: self._nodes() >= 2, "the worker node")
+        for i in range(1, workers + 1):
+            name = "worker" if i == 1 else f"worker{i}"
+            self._start(name, self.worker_cmd(name))
+            self._wait(lambda i=i: self._nodes() >= i + 1, f"the {name} node")
 
-    def worker_cmd(self) -> list[str]:
+    def worker_cmd(self, name: str = "worker") -> list[str]:
         """`ray start` of a worker node joining the head, on ports free now."""
         return [
             "ray",
             "start",
             f"--address={self.gcs}",
-            f"--temp-dir={self.base / 'worker'}",
-            *COMMON,
+            f"--temp-dir={self.base / name}",
+            *self.common,
             *_node_ports(_worker_port_range()),
         ]
 
