@@ -112,6 +112,12 @@ class RandomForest(_SklearnFamily):
         self.model_.fit(X, y)
         return None
 
+    def to_onnx(self) -> tuple[bytes, str]:
+        """The graph skl2onnx builds, from the trees' arrays (see _forest_onnx: 6-16x faster)."""
+        from automodel.models._forest_onnx import forest_to_onnx
+
+        return forest_to_onnx(self.model_, self.n_features, self.task == "classification")
+
 
 class ExtraTrees(RandomForest):
     """Extremely randomized trees: split thresholds drawn at random, so each tree is cheaper and
