@@ -264,6 +264,9 @@ def run_automodel(
             "wall_s": time.time() - start,
         }
     wall = time.time() - start
+    logs = Path(tempfile.gettempdir()) / "automl_peers_logs"  # its progress lines, kept
+    logs.mkdir(exist_ok=True)
+    (logs / f"{name}@{budget:g}.log").write_text(err)
     if proc.returncode != 0:
         return {"error": err.strip().splitlines()[-1:], "wall_s": wall}
     from automodel.serve import Predictor
