@@ -227,8 +227,15 @@ class ModelDeployment:
 
         A batch closes when it holds every request in flight (none left to wait for), when it
         reaches ``max_batch_size``, or after ``batch_wait_timeout_s``: light load pays no wait.
+
+        The yield first lets the requests that arrived with this one reach ``__call__`` (and
+        count in ``inflight``): a request that arrives whole (HAProxy buffers each one so that it
+        can replay it) never waits for its body, and the model call blocks the event loop, so
+        without it each request ran alone to the end and no batch ever formed (8 connections:
+        8 requests at the replica in HAProxy's stats, no batch in /metrics, no upscale).
         """
         predictor = self.server.predictor
+        await asyncio.sleep(0)
         if self.inflight <= 1 or len(X) >= self.max_batch_size:
             return predictor.run(X)
         size = min(self.max_batch_size, self.inflight)

@@ -118,9 +118,11 @@ def serve_loopback_hook() -> None:
 # the request in flight, HAProxy 2.8 closed the client's keep-alive connection without an answer
 # (2-5 failed requests a SIGKILLed replica in benchmarks/serve_scaling.py). This waits for the
 # body (up to ``tune.bufsize``, 16 KiB; a larger one is forwarded as before, unreplayable) first.
-# Off unless AUTOMODEL_SERVE_BUFFER_REQUESTS=1: with it, the replica no longer sees concurrent
-# requests to batch (tests/serve/test_http.py's batch-size metric never appears under 8
-# connections), so it trades dynamic batching for replays until that is understood.
+# It does not serialize requests: under 8 connections HAProxy's stats show 8 at the replica with
+# it as without it. A whole request just never waits for its body in the replica, so the replica
+# must yield once before it decides to batch (serve_apps/model.py ``infer``), or no batch forms.
+# On by default; AUTOMODEL_SERVE_BUFFER_REQUESTS=0 (in the environment of `automodel serve`)
+# forwards the headers at once again, without replays of those requests.
 BUFFER_REQUEST = "    option http-buffer-request\n"
 BUFFER_ENV = "AUTOMODEL_SERVE_BUFFER_REQUESTS"
 _REDISPATCH = "    option redispatch 1\n"
@@ -130,7 +132,7 @@ def _loopback_haproxy(module: Any) -> None:
     template = module.HAPROXY_CONFIG_TEMPLATE.replace(
         "bind *:{{ config.stats_port }}", "bind 127.0.0.1:{{ config.stats_port }}"
     ).replace("bind :{{ config.metrics_port }}", "bind 127.0.0.1:{{ config.metrics_port }}")
-    if os.environ.get(BUFFER_ENV) == "1" and BUFFER_REQUEST not in template:
+    if os.environ.get(BUFFER_ENV, "1") != "0" and BUFFER_REQUEST not in template:
         template = template.replace(_REDISPATCH, _REDISPATCH + BUFFER_REQUEST, 1)
     module.HAPROXY_CONFIG_TEMPLATE = template
 

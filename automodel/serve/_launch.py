@@ -45,7 +45,10 @@ FAST_DEFAULTS = {
         # on another replica (HAProxy's `option redispatch 1`, which Ray's template sets). Never
         # after a response has started and never on a status code (a 4xx, or the 503 of a full
         # queue). Ray's default retries only `conn-failure`: a request in flight on a killed
-        # replica failed (3-5 of ~2,000 in benchmarks/serve_scaling.py).
+        # replica failed (3-5 of ~2,000 in benchmarks/serve_scaling.py). HAProxy replays only a
+        # request it held whole when it sent it: the worker hook in cluster/_compat.py makes it
+        # buffer each request (`option http-buffer-request`; AUTOMODEL_SERVE_BUFFER_REQUESTS=0
+        # turns that off, and with it the replay of requests whose body came in a second write).
         "RAY_SERVE_HAPROXY_RETRY_ON": "conn-failure empty-response",
         "RAY_SERVE_HAPROXY_RETRIES": "1",
         # A dead replica leaves the rotation after 3 refused connections (Ray's `observe layer4

@@ -81,10 +81,7 @@ def test_requests_in_flight_on_a_killed_replica_are_replayed(tmp_path, digits):
         slow,
         "--replicas",
         "2",
-        env={
-            "RAY_SERVE_HAPROXY_METRICS_PORT": str(hp_metrics),
-            "AUTOMODEL_SERVE_BUFFER_REQUESTS": "1",
-        },
+        env={"RAY_SERVE_HAPROXY_METRICS_PORT": str(hp_metrics)},
     )
     try:
         haproxy = f"http://127.0.0.1:{hp_metrics}/metrics"
