@@ -23,7 +23,7 @@ from automodel.data import Dataset, load_dataset, stream_files
 from automodel.features import top_k
 from automodel.metrics import scores_raw
 from automodel.progress import Progress
-from automodel.report import finish_run, record_features, tracking_callbacks
+from automodel.report import finish_run, rank_while_searching, record_features, tracking_callbacks
 from automodel.search import SearchResult, default_families, feature_ranking, select_ensemble, tune
 from automodel.spec import Spec, dump_spec
 from automodel.train import Refit, TrainedModel, check_train_resources, train_model
@@ -210,6 +210,7 @@ def run(
         )
         # the trials see a sample (search.sample_rows), the final fit every row
         trials_data = dataset.sample_train(spec.search.sample_rows, spec.data.seed)
+        report_ranking = rank_while_searching(spec, dataset)  # information only: beside the sweep
         result = tune(
             spec,
             trials_data,
@@ -224,7 +225,9 @@ def run(
         )
         ranking = feature_ranking(spec, dataset) if result.k is not None else None
         data = dataset.select(top_k(ranking, result.k) if ranking is not None else None)
-        record_features(run_dir, spec, dataset, ranking, result.k)
+        record_features(
+            run_dir, spec, dataset, ranking if ranking is not None else report_ranking, result.k
+        )
         # search.ensemble: the top trials' weighted average, if it beats the best single model
         ensemble = None
         if spec.search.ensemble and spec.compress is None and data.stream is None:

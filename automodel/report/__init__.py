@@ -6,7 +6,7 @@ modules that need numpy, Ray or MLflow are imported by the functions that use th
 
 from automodel.report._collect import ReportError, RunData, load_run
 from automodel.report._html import REPORT_NAME, render, write_report
-from automodel.report._run import finish_run, record_features
+from automodel.report._run import finish_run, rank_while_searching, record_features
 
 __all__ = [
     "REPORT_NAME",
@@ -14,6 +14,7 @@ __all__ = [
     "RunData",
     "finish_run",
     "load_run",
+    "rank_while_searching",
     "record_features",
     "render",
     "tracking_callbacks",

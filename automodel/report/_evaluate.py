@@ -23,6 +23,15 @@ MAX_POINTS = 2000  # predicted-vs-actual points kept for a regression plot
 MAX_RANK_ROWS = 5000  # rows used to rank features for the report when the spec did not rank them
 
 
+def report_ranking(dataset: Dataset, seed: int = 0) -> np.ndarray:
+    """Mutual information of each encoded column with the target, on at most MAX_RANK_ROWS rows."""
+    from automodel.features import rank_features
+
+    return rank_features(
+        dataset.X_train, dataset.y_train, dataset.task, seed=seed, max_rows=MAX_RANK_ROWS
+    )
+
+
 def write_features(
     run_dir: str | Path,
     dataset: Dataset,
@@ -37,13 +46,11 @@ def write_features(
     ``dataset`` is the full (unselected) one. Without a ``ranking`` (features.method: none) one is
     computed on at most MAX_RANK_ROWS rows, for information only.
     """
-    from automodel.features import rank_features, top_k
+    from automodel.features import top_k
 
     names = list(dataset.preprocessor.feature_names)
     if ranking is None:
-        ranking = rank_features(
-            dataset.X_train, dataset.y_train, dataset.task, seed=seed, max_rows=MAX_RANK_ROWS
-        )
+        ranking = report_ranking(dataset, seed)
     kept_idx = top_k(ranking, k)
     kept = names if kept_idx is None else [names[i] for i in kept_idx]
     out = FeaturesFile(

@@ -7,6 +7,7 @@ run still succeeds (``automodel report RUN_DIR`` redraws the report later).
 from __future__ import annotations
 
 import sys
+from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,16 +21,42 @@ def _warn(what: str, exc: BaseException) -> None:
     print(f"warning: {what} failed ({type(exc).__name__}: {exc})", file=sys.stderr)
 
 
+def rank_while_searching(spec: Any, dataset: Dataset) -> Future | None:
+    """Begin the report's feature ranking in a thread, when the spec ranks no features.
+
+    The ranking is then for information only and depends on nothing the sweep decides: computed
+    after it, it held the run 2 s on digits (mutual information of 64 columns); beside the sweep
+    it costs nothing the user waits for. ``record_features`` takes the result.
+    """
+    if spec.features.method != "none":
+        return None
+    from concurrent.futures import ThreadPoolExecutor
+
+    from automodel.report._evaluate import report_ranking
+
+    pool = ThreadPoolExecutor(1, thread_name_prefix="automodel-ranking")
+    future = pool.submit(report_ranking, dataset, spec.data.seed)
+    pool.shutdown(wait=False)  # its one thread ends with the ranking
+    return future
+
+
 def record_features(
-    run_dir: str | Path, spec: Any, dataset: Dataset, ranking: np.ndarray | None, k: int | None
+    run_dir: str | Path,
+    spec: Any,
+    dataset: Dataset,
+    ranking: np.ndarray | Future | None,
+    k: int | None,
 ) -> None:
-    """Store the feature ranking for the report (computing it when the spec did not rank features)."""
+    """Store the feature ranking for the report (computing it when the spec did not rank
+    features, or taking what :func:`rank_while_searching` computed)."""
     from automodel.report._evaluate import write_features
 
     k_range = spec.features.k if isinstance(spec.features.k, list) else None
     if k is None and isinstance(spec.features.k, int):
         k = spec.features.k
     try:
+        if isinstance(ranking, Future):
+            ranking = ranking.result()
         write_features(run_dir, dataset, ranking=ranking, k=k, k_range=k_range, seed=spec.data.seed)
     except Exception as exc:
         _warn("report: feature ranking", exc)
