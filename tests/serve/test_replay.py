@@ -132,3 +132,36 @@ def test_requests_in_flight_on_a_killed_replica_are_replayed(tmp_path, digits):
         print(f"\n[replay] {CONNS} requests through the kill, {replays:g} replayed, one {one:.2f}s")
     finally:
         server.kill()
+
+
+def test_haproxy_template_patch_lands_in_rays_template(monkeypatch):
+    """The worker hook edits Ray's own HAProxy template by anchors: on a Ray whose template moved
+    them, buffering (the replays above) and the header that skips Serve's per-request disconnect
+    watch would vanish silently. Each must land once, where it applies."""
+    import types
+
+    from ray.serve._private import haproxy
+
+    from automodel.cluster import _compat
+
+    def patched(**env: str) -> str:
+        for key in (_compat.BUFFER_ENV, _compat.WATCH_ENV):
+            monkeypatch.delenv(key, raising=False)
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        module = types.SimpleNamespace(HAPROXY_CONFIG_TEMPLATE=haproxy.HAPROXY_CONFIG_TEMPLATE)
+        _compat._loopback_haproxy(module)
+        return module.HAPROXY_CONFIG_TEMPLATE
+
+    template = patched()
+    assert template.count(_compat.BUFFER_REQUEST) == 1
+    defaults = template.split("\ndefaults\n", 1)[1].split("\nfrontend ", 1)[0]
+    assert _compat.BUFFER_REQUEST in defaults  # every HTTP request, before a replica is picked
+    assert template.count(_compat.NO_DISCONNECT_WATCH) == 1
+    http_backends = template.split("\n{%- for item in backends_with_health_config %}", 1)[1]
+    http_backends = http_backends.split("{%- if config.grpc_enabled %}", 1)[0]
+    assert _compat.NO_DISCONNECT_WATCH in http_backends
+    assert "bind *:" not in template.split("listen stats", 1)[1]  # stats on loopback
+
+    off = patched(**{_compat.BUFFER_ENV: "0", _compat.WATCH_ENV: "1"})
+    assert _compat.BUFFER_REQUEST not in off and _compat.NO_DISCONNECT_WATCH not in off
