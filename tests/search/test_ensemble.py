@@ -3,6 +3,7 @@ member, exported as one ONNX graph that answers as the members' weighted sum."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -138,3 +139,22 @@ def test_out_of_fold_rows_are_predicted_by_models_that_never_saw_them(digits):
     np.testing.assert_allclose(oof, want, atol=1e-5)
     in_sample = model.fresh().fit(X, y).predict(X)
     assert (oof.argmax(1) == y).mean() < (in_sample == y).mean()
+
+
+def test_a_budget_too_short_for_the_winner_gives_no_ensemble(digits):
+    """Scored out of fold (a small table), the cheap candidates alone must not replace the
+    winner: with the winner's fits over what the run's budget leaves, there is no ensemble."""
+    spec = spec_from_dict({"search": {"max_epochs": 5}})
+    trials = [
+        (
+            "random_forest",
+            {"n_estimators": 60, "max_depth": None, "min_samples_split": 2, "max_features": "sqrt"},
+        ),
+        ("logistic", {"C": 0.05, "max_iter": 500}),
+        ("logistic", {"C": 5.0, "max_iter": 500}),
+    ]
+    result = dataclasses.replace(_result("accuracy", trials), wall_s=600.0)
+    result.leaderboard.loc[0, "time_s"] = 30.0  # the winner: 5 folds + a refit of 30 s each
+    assert select_ensemble(spec, digits, result, budget_s=20.0) is None
+    # with the time for it, the same candidates do make an ensemble
+    assert select_ensemble(spec, digits, result, budget_s=400.0) is not None
