@@ -148,6 +148,21 @@ def ray_session(runtime: RuntimeSpec | None = None) -> Iterator[bool]:
             logging.getLogger(name).setLevel(level)
 
 
+# The node id of the local Ray this process started (its workers inherit this environment).
+_started_local: str | None = None
+
+
+def started_local_ray() -> bool:
+    """Whether Ray is the single local node this process started (not a cluster it joined)."""
+    import ray
+
+    return (
+        _started_local is not None
+        and ray.is_initialized()
+        and ray.get_runtime_context().get_node_id() == _started_local
+    )
+
+
 def _connect(runtime: RuntimeSpec) -> None:
     """``ray.init`` for ``runtime``: a fresh local instance, or the cluster at its address."""
     import ray
@@ -163,10 +178,12 @@ def _connect(runtime: RuntimeSpec) -> None:
         "logging_level": logging.WARNING,
         "configure_logging": True,
     }
+    global _started_local
     if runtime.address is None:
         try:
             with local_only_node():  # one node on this machine: its ports stay on 127.0.0.1
                 ray.init(address="local", num_cpus=runtime.num_cpus, **kwargs)
+            _started_local = ray.get_runtime_context().get_node_id()
         except Exception as exc:  # Ray raises a bare Exception when its node times out starting
             raise ClusterError(f"the local Ray did not start: {_first_line(exc)}") from exc
     else:

@@ -247,7 +247,16 @@ def _run(
             failure_config=rt.FailureConfig(max_failures=TRIAL_RETRIES),
         ),
     )
-    with _quiet_console(), _env_default(SNAPSHOT_ENV, SNAPSHOT_S), warnings.catch_warnings():
+    from automodel.cluster._compat import trial_actors_in_ready_workers
+    from automodel.cluster._runtime import started_local_ray
+
+    own_env = trial_actors_in_ready_workers() if started_local_ray() else contextlib.nullcontext()
+    with (
+        _quiet_console(),
+        _env_default(SNAPSHOT_ENV, SNAPSHOT_S),
+        warnings.catch_warnings(),
+        own_env,
+    ):
         # GP fits its model inside the define-by-run space function: slow there by design.
         warnings.filterwarnings("ignore", message="Define-by-run function passed in the `space`")
         return tuner.fit()

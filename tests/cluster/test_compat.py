@@ -57,6 +57,24 @@ def test_what_the_compat_module_touches_still_exists():
     assert "bind *:{{ config.stats_port }}" in haproxy.HAPROXY_CONFIG_TEMPLATE
     assert "bind :{{ config.metrics_port }}" in haproxy.HAPROXY_CONFIG_TEMPLATE
     assert callable(replica.add_port_to_grpc_server)
+    from ray.tune.execution.class_cache import _ActorClassCache
+
+    assert callable(_ActorClassCache.get) and isinstance(_ActorClassCache()._cache, dict)
+
+
+def test_trial_actors_get_no_runtime_env_only_inside_the_context():
+    """On a local Ray this process started, Tune's trial actors start as plain workers (no
+    setup_worker.py process first); outside the sweep Tune's own registration is back."""
+    from ray.tune.execution.class_cache import _ActorClassCache
+
+    class Trainable:
+        pass
+
+    with _compat.trial_actors_in_ready_workers():
+        plain = _ActorClassCache().get(Trainable)
+    assert not plain._default_options.get("runtime_env")
+    tuned = _ActorClassCache().get(Trainable)
+    assert tuned._default_options["runtime_env"]["env_vars"]["PL_DISABLE_FORK"] == "1"
 
 
 def test_local_only_node_restores_what_it_changed(monkeypatch):
