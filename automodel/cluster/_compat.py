@@ -194,7 +194,7 @@ class _PatchOnImport:
 
 
 @contextlib.contextmanager
-def trial_actors_in_ready_workers() -> Iterator[None]:
+def trial_actors_without_runtime_env() -> Iterator[None]:
     """While a sweep runs on a local Ray this process started: Tune's trial actors get no runtime
     environment of their own, so Ray starts them like any worker.
 

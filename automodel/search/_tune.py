@@ -247,10 +247,12 @@ def _run(
             failure_config=rt.FailureConfig(max_failures=TRIAL_RETRIES),
         ),
     )
-    from automodel.cluster._compat import trial_actors_in_ready_workers
+    from automodel.cluster._compat import trial_actors_without_runtime_env
     from automodel.cluster._runtime import started_local_ray
 
-    own_env = trial_actors_in_ready_workers() if started_local_ray() else contextlib.nullcontext()
+    own_env = (
+        trial_actors_without_runtime_env() if started_local_ray() else contextlib.nullcontext()
+    )
     with (
         _quiet_console(),
         _env_default(SNAPSHOT_ENV, SNAPSHOT_S),

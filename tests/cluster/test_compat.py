@@ -70,7 +70,7 @@ def test_trial_actors_get_no_runtime_env_only_inside_the_context():
     class Trainable:
         pass
 
-    with _compat.trial_actors_in_ready_workers():
+    with _compat.trial_actors_without_runtime_env():
         plain = _ActorClassCache().get(Trainable)
     assert not plain._default_options.get("runtime_env")
     tuned = _ActorClassCache().get(Trainable)
