@@ -133,15 +133,16 @@ def build_artifact(
     )
 
 
-# A run's time budget: what the sweep's end (Tune stopping its trials, ~1.5 s), export, evaluation,
-# the report (~2.5 s) and the exit with Ray's shutdown (~2 s) take together on two cores, kept back
-# from the sweep: TAIL_S, and TAIL_ROW_S a training row (a forest refitted on 16k rows has 0.6-1.4 M
-# nodes: ~1-2 s to convert, models/_forest_onnx.py, and to score). Of the rest the sweep gets
-# SEARCH_SHARE, the final fit (or the ensemble) what the sweep leaves. A refit on train + validation
-# costs about REFIT_COST x the winning trial's time, so no trial may run longer than what is left
-# for it divided by that. Measured on `automodel run --time-budget 40` of 400 rows: search end to
-# `done` 5.1 s with an ensemble, exit 3 s; the earlier TAIL_S 10 s and 0.8 ms a row (skl2onnx's
-# forests) left 20-30 s budgets' sweeps under MIN_SWEEP_S and 60 s runs ending 15-20 s early.
+# A run's time budget: what the sweep's end (Tune stopping its trials, ~1.5 s), export,
+# evaluation, Ray's shutdown and the report (~2.5 s) take together on two cores, with a margin,
+# kept back from the sweep: TAIL_S, and TAIL_ROW_S a training row (a forest refitted on 16k rows
+# has 0.6-1.4 M nodes: ~1-2 s to convert, models/_forest_onnx.py, and to score). Of the rest the
+# sweep gets SEARCH_SHARE, the final fit (or the ensemble) what the sweep leaves. A refit on train
+# + validation costs about REFIT_COST x the winning trial's time, so no trial may run longer than
+# what is left for it divided by that. Measured on `automodel run --time-budget 40` of 400 rows:
+# search end to `done` 5.1 s, 2.6 s of it the ensemble; `done` to exit <= 0.1 s. The earlier
+# TAIL_S 10 s and 0.8 ms a row (skl2onnx's forests) left 20-30 s budgets' sweeps under
+# MIN_SWEEP_S and 60 s runs ending 15-20 s early.
 TAIL_S = 6.0
 TAIL_ROW_S = 0.0002
 SEARCH_SHARE = 0.75

@@ -5,8 +5,9 @@ skl2onnx walks every node in Python (about 9 µs a node): a forest refitted on 1
 skl2onnx builds (a ``TreeEnsembleRegressor`` / ``TreeEnsembleClassifier`` of ``ai.onnx.ml`` 3,
 each tree weighted 1 / n_trees, a leaf's class counts normalised to shares, a binary classifier's
 leaves holding the positive class only, thresholds moved to the float32 below when rounding went
-up so that ``float32(x) <= t`` decides as scikit-learn's ``float32(x) <= double t``), with its
-attribute lists filled from numpy arrays: ~0.3 s for a million nodes.
+up so that ``float32(x) <= t`` decides as scikit-learn's ``float32(x) <= double t``), less the
+two optional attributes skl2onnx fills with their defaults (hit rates, missing-value tracking),
+with its attribute lists filled from numpy arrays: about 1 s for 616k nodes (skl2onnx: 5.6 s).
 """
 
 from __future__ import annotations
@@ -109,8 +110,6 @@ def _arrays(model, classification: bool) -> tuple[dict, dict]:
         "nodes_values": c["value"].astype(np.float32),
         "nodes_truenodeids": c["left"],
         "nodes_falsenodeids": c["right"],
-        "nodes_missing_value_tracks_true": np.zeros(len(modes), dtype=np.int64),
-        "nodes_hitrates": np.ones(len(modes), dtype=np.float32),
     }
     leaves = {k: np.concatenate(v) for k, v in leaf_cols.items()}
     leaves["weights"] = leaves["weights"].astype(np.float32)

@@ -181,6 +181,9 @@ def sweep(c, work: Path, *, num_samples: int = 4, max_epochs: int = 60) -> dict[
 
 
 # ---- (b) the Ray Train final fit -------------------------------------------------------------------
+SNAPSHOT = "checkpoint_manager_snapshot.json"  # Ray Train's record of its registered checkpoints
+
+
 def _last_checkpoint(prefix: str) -> int:
     """The latest epoch whose checkpoint Ray Train has registered under ``prefix`` (the one a
     restarted worker group resumes from); 0: none. Its files reach S3 before that: a checkpoint
@@ -192,9 +195,6 @@ def _last_checkpoint(prefix: str) -> int:
     except Exception:  # the prefix or the snapshot does not exist yet
         return 0
     return max((int(e) for t in texts for e in re.findall(r"checkpoint_epoch(\d+)", t)), default=0)
-
-
-SNAPSHOT = "checkpoint_manager_snapshot.json"  # Ray Train's record of its registered checkpoints
 
 
 def train(c, work: Path, *, epochs: int = 40, kill_after_epoch: int = 3) -> dict[str, Any]:
